@@ -1,0 +1,1 @@
+"""Clearinghouse for cross-province direct medical-insurance settlement."""
