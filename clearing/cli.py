@@ -1,4 +1,4 @@
-"""The `clearing` command: one entry point, each subcommand registered by the module that owns it."""
+"""The `clearing` command: one entry point; each subcommand is registered by its own module."""
 
 from __future__ import annotations
 

@@ -1,0 +1,1 @@
+"""pydantic models of every event, reference-data document and result of the spec."""

@@ -1,0 +1,98 @@
+"""The three inbound events: settlement, reversal and filing (`events.md`)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, StringConstraints, model_validator
+
+from clearing.models.types import (
+    STRICT,
+    DateStr,
+    Id,
+    Level,
+    ProvinceCode,
+    Quantity,
+    Region,
+    SchemaVersion,
+    Timestamp,
+)
+
+Diagnosis = Annotated[str, StringConstraints(min_length=1, max_length=16)]
+
+
+class Item(BaseModel):
+    """One line item of a settlement, priced by the treating province's catalog."""
+
+    model_config = STRICT
+
+    code: Id
+    quantity: Quantity
+    unit_price_fen: Annotated[int, Field(ge=0, le=10**10)]
+    amount_fen: Annotated[int, Field(ge=0, le=10**12)]
+
+
+class Settlement(BaseModel):
+    """One settled visit, submitted by the treating hospital."""
+
+    model_config = STRICT
+
+    type: Literal["settlement"]
+    schema_version: SchemaVersion
+    settlement_id: Id
+    kind: Literal["inpatient", "outpatient", "chronic"]
+    person_id: Id
+    scheme: Literal["employee", "resident"]
+    home_region: Region
+    hospital_id: Id
+    hospital_region: Region
+    hospital_level: Level
+    emergency: bool
+    admitted_on: DateStr
+    settled_at: Timestamp
+    diagnosis: Annotated[list[Diagnosis], Field(min_length=1)]
+    items: Annotated[list[Item], Field(min_length=1, max_length=2000)]
+
+
+class Reversal(BaseModel):
+    """The hospital cancels (refunds) a whole earlier settlement."""
+
+    model_config = STRICT
+
+    type: Literal["reversal"]
+    schema_version: SchemaVersion
+    reversal_id: Id
+    settlement_id: Id
+    person_id: Id
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    settled_at: Timestamp
+
+
+class Filing(BaseModel):
+    """The insured person's registration for treatment in another province (异地就医备案)."""
+
+    model_config = STRICT
+
+    type: Literal["filing"]
+    schema_version: SchemaVersion
+    filing_id: Id
+    person_id: Id
+    home_region: Region
+    treatment_province: ProvinceCode
+    filing_kind: Literal["long_term", "temporary", "referral"]
+    valid_from: DateStr
+    valid_to: DateStr | None
+
+    @model_validator(mode="after")
+    def _valid_to_not_before_valid_from(self) -> Filing:
+        if self.valid_to is not None and self.valid_to < self.valid_from:
+            raise ValueError("valid_to is before valid_from")
+        return self
+
+
+Event = Settlement | Reversal | Filing
+EVENT_MODELS: dict[str, type[BaseModel]] = {
+    "settlement": Settlement,
+    "reversal": Reversal,
+    "filing": Filing,
+}

@@ -1,0 +1,110 @@
+"""`clearing price` and `clearing clear`: the offline commands of `contract.md`.
+
+They share the stream's parser, pricing and netting, so a bureau can recompute any month from
+the raw event log and compare it with what the stream produced.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO
+
+import orjson
+
+from clearing.engine import Pricer
+from clearing.netting import build_statement
+from clearing.refdata import RefDataError, load_refdata
+
+
+@contextmanager
+def open_input(path: str | None) -> Iterator[BinaryIO]:
+    if path is None or path == "-":
+        yield sys.stdin.buffer
+    else:
+        with open(path, "rb") as handle:
+            yield handle
+
+
+def lines_of(handle: BinaryIO, label: str) -> Iterator[bytes]:
+    """The input's lines without their newline, streamed; a progress bar when on a terminal."""
+    if sys.stderr.isatty():
+        from tqdm import tqdm
+
+        handle = tqdm(handle, desc=label, unit=" lines", unit_scale=True, file=sys.stderr)
+    for line in handle:
+        yield line[:-1] if line.endswith(b"\n") else line
+
+
+def price_lines(pricer: Pricer, lines: Iterator[bytes]) -> Iterator[bytes]:
+    """One JSON line out per line in, in input order, each carrying its 1-based `line`."""
+    for number, raw in enumerate(lines, start=1):
+        result = pricer.process(raw).model_dump(exclude_none=True)
+        result["line"] = number
+        yield orjson.dumps(result) + b"\n"
+
+
+def run_price(args: argparse.Namespace) -> int:
+    try:
+        refdata = load_refdata(args.refdata)
+    except (RefDataError, OSError) as exc:
+        print(f"clearing price: {exc}", file=sys.stderr)
+        return 2
+    pricer = Pricer(refdata)
+    out = sys.stdout.buffer
+    try:
+        with open_input(args.events) as handle:
+            for chunk in price_lines(pricer, lines_of(handle, "pricing")):
+                out.write(chunk)
+    except OSError as exc:
+        print(f"clearing price: {exc}", file=sys.stderr)
+        return 2
+    out.flush()
+    return 0
+
+
+def read_results(handle: BinaryIO) -> Iterator[dict]:
+    for number, raw in enumerate(lines_of(handle, "clearing"), start=1):
+        if not raw.strip():
+            continue
+        try:
+            result = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise ValueError(f"line {number}: not JSON: {exc}") from None
+        if not isinstance(result, dict) or "status" not in result:
+            raise ValueError(f"line {number}: not a result object")
+        yield result
+
+
+def run_clear(args: argparse.Namespace) -> int:
+    try:
+        with open_input(args.priced) as handle:
+            results = [r for r in read_results(handle) if r.get("period") == args.period]
+            statement = build_statement(args.period, results)
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"clearing clear: {exc}", file=sys.stderr)
+        return 2
+    sys.stdout.buffer.write(orjson.dumps(statement, option=orjson.OPT_INDENT_2) + b"\n")
+    return 0
+
+
+def period_arg(value: str) -> str:
+    year, _, month = value.partition("-")
+    if not (len(year) == 4 and year.isdigit() and len(month) == 2 and "01" <= month <= "12"):
+        raise argparse.ArgumentTypeError(f"period must be YYYY-MM, not {value!r}")
+    return value
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    price = subparsers.add_parser("price", help="price JSON Lines events (stdin when no file)")
+    price.add_argument("--refdata", required=True, type=Path, help="reference-data folder")
+    price.add_argument("events", nargs="?", help="events file (JSON Lines)")
+    price.set_defaults(func=run_price)
+
+    clear = subparsers.add_parser("clear", help="net a period's priced results into a statement")
+    clear.add_argument("--period", required=True, type=period_arg, help="YYYY-MM")
+    clear.add_argument("priced", nargs="?", help="output of `clearing price` (stdin when none)")
+    clear.set_defaults(func=run_clear)

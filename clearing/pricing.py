@@ -1,0 +1,398 @@
+"""Pricing: the treating province's catalog, the home fund's policy (`pricing.md`).
+
+`price_event` is a pure function. It reads what it needs from a `Book` (ids already taken,
+filings, per-person-year accumulators, priced settlements) and returns the result together
+with the effects the event has on the book. Whoever owns the book — the offline command's
+`MemoryBook`, or the stream's store — applies the effects; nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Protocol
+
+from clearing.models.events import Event, Filing, Reversal, Settlement
+from clearing.models.refdata import AnnualBlock, CatalogEntry, InpatientBlock, Policy
+from clearing.models.results import (
+    Duplicate,
+    Filed,
+    Priced,
+    Rejected,
+    Result,
+    Reversed,
+)
+from clearing.models.types import china_time, province_of, quantity_e4
+
+# ---------------------------------------------------------------------------------------------
+# Exact arithmetic
+
+
+def round_half_up(numerator: int, denominator: int) -> int:
+    """numerator / denominator rounded to the nearest integer, halves up (both non-negative)."""
+    return (2 * numerator + denominator) // (2 * denominator)
+
+
+def line_amount(quantity: str, unit_price_fen: int) -> int:
+    """round_half_up(quantity × unit price), exactly: quantities carry at most 4 decimals."""
+    return round_half_up(quantity_e4(quantity) * unit_price_fen, 10_000)
+
+
+def share(amount: int, ratio_bp: int) -> int:
+    """round_half_up(amount × ratio_bp / 10000)."""
+    return round_half_up(amount * ratio_bp, 10_000)
+
+
+# ---------------------------------------------------------------------------------------------
+# What pricing reads and what it changes
+
+
+@dataclass(frozen=True, slots=True)
+class Accumulator:
+    """Per (person_id, year, kind): the fund paid (for the cap) and the deductible used."""
+
+    fund_paid: int = 0
+    deductible_used: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PricedEntry:
+    """What a reversal needs of the settlement it cancels."""
+
+    person_id: str
+    year: int
+    kind: str
+    result: Priced
+    reversed: bool = False
+
+
+class Book(Protocol):
+    """The state pricing reads. Keys of ids are `S:<settlement_id>` and `R:<reversal_id>`."""
+
+    def fingerprint_of(self, key: str) -> str | None: ...
+
+    def filings_of(self, person_id: str) -> Iterable[Filing]: ...
+
+    def accumulator(self, person_id: str, year: int, kind: str) -> Accumulator: ...
+
+    def priced_entry(self, settlement_id: str) -> PricedEntry | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class TakeId:
+    key: str
+    fingerprint: str
+
+
+@dataclass(frozen=True, slots=True)
+class AddFiling:
+    filing: Filing
+
+
+@dataclass(frozen=True, slots=True)
+class Accrue:
+    """Add to an accumulator (negative on reversal); a store never lets it go below 0."""
+
+    person_id: str
+    year: int
+    kind: str
+    fund_paid: int
+    deductible_used: int
+
+
+@dataclass(frozen=True, slots=True)
+class RecordPriced:
+    settlement_id: str
+    entry: PricedEntry
+
+
+@dataclass(frozen=True, slots=True)
+class MarkReversed:
+    settlement_id: str
+
+
+Effect = TakeId | AddFiling | Accrue | RecordPriced | MarkReversed
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    result: Result
+    effects: tuple[Effect, ...] = ()
+
+
+# ---------------------------------------------------------------------------------------------
+# Events
+
+
+def price_event(event: Event, fingerprint: str, refdata, book: Book) -> Outcome:
+    """The result of one valid event and its effects on the book."""
+    if isinstance(event, Settlement):
+        return price_settlement(event, fingerprint, refdata, book)
+    if isinstance(event, Reversal):
+        return reverse_settlement(event, fingerprint, book)
+    return Outcome(Filed(filing_id=event.filing_id), (AddFiling(event),))
+
+
+def price_settlement(s: Settlement, fingerprint: str, refdata, book: Book) -> Outcome:
+    key = f"S:{s.settlement_id}"
+    seen = book.fingerprint_of(key)
+    if seen is not None:
+        if seen == fingerprint:
+            return Outcome(Duplicate(settlement_id=s.settlement_id))
+        return Outcome(Rejected(settlement_id=s.settlement_id, reasons=["DUPLICATE_CONFLICT"]))
+    take = TakeId(key, fingerprint)
+
+    settled = china_time(s.settled_at)
+    year = settled.year
+    payer = province_of(s.home_region)
+    payee = province_of(s.hospital_region)
+    policy = refdata.policy_for(s.home_region, s.scheme, year)
+    catalog = refdata.catalog_for(payee, year)
+    filed = s.emergency or is_covered(s, book.filings_of(s.person_id))
+
+    reasons = []
+    if any(item.amount_fen != line_amount(item.quantity, item.unit_price_fen) for item in s.items):
+        reasons.append("AMOUNT_MISMATCH")
+    if payer == payee:
+        reasons.append("NOT_CROSS_PROVINCE")
+    if policy is None:
+        reasons.append("NO_POLICY")
+    if catalog is None:
+        reasons.append("NO_CATALOG")
+    if (
+        s.kind != "inpatient"
+        and policy is not None
+        and policy.outpatient_requires_filing
+        and not filed
+    ):
+        reasons.append("NOT_FILED")
+    if reasons:
+        return Outcome(Rejected(settlement_id=s.settlement_id, reasons=sorted(reasons)), (take,))
+
+    split = split_items(s, catalog.items)
+    acc = book.accumulator(s.person_id, year, s.kind)
+    amounts = apply_policy(s, policy, split, acc, filed)
+    result = Priced(
+        settlement_id=s.settlement_id,
+        period=settled.strftime("%Y-%m"),
+        payer=payer,
+        payee=payee,
+        hospital_id=s.hospital_id,
+        filed=filed,
+        **amounts,
+    )
+    annual = s.kind != "inpatient"
+    return Outcome(
+        result,
+        (
+            take,
+            Accrue(
+                s.person_id,
+                year,
+                s.kind,
+                fund_paid=result.fund_pay_fen,
+                deductible_used=result.deductible_fen if annual else 0,
+            ),
+            RecordPriced(s.settlement_id, PricedEntry(s.person_id, year, s.kind, result)),
+        ),
+    )
+
+
+def is_covered(s: Settlement, filings: Iterable[Filing]) -> bool:
+    """Whether a filing covers the settlement (same person, home province, destination, dates)."""
+    home = province_of(s.home_region)
+    destination = province_of(s.hospital_region)
+    return any(
+        f.person_id == s.person_id
+        and province_of(f.home_region) == home
+        and f.treatment_province == destination
+        and f.valid_from <= s.admitted_on
+        and (f.valid_to is None or s.admitted_on <= f.valid_to)
+        for f in filings
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ItemSplit:
+    """How the items divide: paid by the patient, paid first by the patient, and in scope."""
+
+    total: int
+    self_pay: int
+    pre_self_pay: int
+    eligible: int
+
+
+def split_items(s: Settlement, catalog_items: dict[str, CatalogEntry]) -> ItemSplit:
+    total = self_pay = pre_self_pay = eligible = 0
+    for item in s.items:
+        amount = item.amount_fen
+        total += amount
+        entry = catalog_items.get(item.code)
+        if entry is None or entry.class_ == "C":
+            self_pay += amount
+            continue
+        base = amount
+        cap = entry.price_cap_fen
+        if cap is not None and item.unit_price_fen > cap:
+            over = amount - line_amount(item.quantity, cap)
+            self_pay += over
+            base = amount - over
+        if entry.class_ == "B":
+            pre = share(base, entry.b_selfpay_bp)
+            pre_self_pay += pre
+            base -= pre
+        eligible += base
+    return ItemSplit(total, self_pay, pre_self_pay, eligible)
+
+
+def apply_policy(
+    s: Settlement, policy: Policy, split: ItemSplit, acc: Accumulator, filed: bool
+) -> dict[str, int | bool]:
+    """Deductible, bands, unfiled cut and annual cap: the amounts of a priced settlement."""
+    level = s.hospital_level
+    kp: InpatientBlock | AnnualBlock = getattr(policy, s.kind)
+    if isinstance(kp, InpatientBlock):
+        allowance = kp.deductible_fen.at(level)
+    else:
+        allowance = max(0, kp.annual_deductible_fen - acc.deductible_used)
+    deductible = min(split.eligible, allowance)
+    reimbursable = split.eligible - deductible
+    cut = 0 if filed else policy.unfiled_ratio_cut_bp
+
+    fund = 0
+    lower = 0
+    for band in kp.bands:
+        upper = band.upto_fen
+        part = reimbursable - lower if upper is None else min(reimbursable, upper) - lower
+        if part <= 0:
+            break
+        fund += share(part, max(0, band.ratio_bp.at(level) - cut))
+        if upper is None:
+            break
+        lower = upper
+
+    remaining_cap = max(0, kp.annual_cap_fen - acc.fund_paid)
+    fund_pay = min(fund, remaining_cap)
+    return {
+        "total_fen": split.total,
+        "self_pay_fen": split.self_pay,
+        "pre_self_pay_fen": split.pre_self_pay,
+        "eligible_fen": split.eligible,
+        "deductible_fen": deductible,
+        "fund_pay_fen": fund_pay,
+        "personal_pay_fen": split.total - fund_pay,
+        "cap_reached": fund > remaining_cap,
+    }
+
+
+def reverse_settlement(r: Reversal, fingerprint: str, book: Book) -> Outcome:
+    key = f"R:{r.reversal_id}"
+    seen = book.fingerprint_of(key)
+    if seen is not None:
+        if seen == fingerprint:
+            return Outcome(Duplicate(settlement_id=r.settlement_id, reversal_id=r.reversal_id))
+        return Outcome(_rejected_reversal(r, "DUPLICATE_CONFLICT"))
+    take = TakeId(key, fingerprint)
+
+    entry = book.priced_entry(r.settlement_id)
+    if entry is None or entry.person_id != r.person_id:
+        return Outcome(_rejected_reversal(r, "UNKNOWN_SETTLEMENT"), (take,))
+    if entry.reversed:
+        return Outcome(_rejected_reversal(r, "ALREADY_REVERSED"), (take,))
+
+    original = entry.result
+    result = Reversed(
+        reversal_id=r.reversal_id,
+        settlement_id=r.settlement_id,
+        period=china_time(r.settled_at).strftime("%Y-%m"),
+        payer=original.payer,
+        payee=original.payee,
+        hospital_id=original.hospital_id,
+        **{name: -getattr(original, name) for name in REVERSED_AMOUNTS},
+    )
+    annual = entry.kind != "inpatient"
+    return Outcome(
+        result,
+        (
+            take,
+            Accrue(
+                entry.person_id,
+                entry.year,
+                entry.kind,
+                fund_paid=-original.fund_pay_fen,
+                deductible_used=-original.deductible_fen if annual else 0,
+            ),
+            MarkReversed(r.settlement_id),
+        ),
+    )
+
+
+REVERSED_AMOUNTS = (
+    "total_fen",
+    "self_pay_fen",
+    "pre_self_pay_fen",
+    "eligible_fen",
+    "deductible_fen",
+    "fund_pay_fen",
+    "personal_pay_fen",
+)
+
+
+def _rejected_reversal(r: Reversal, reason: str) -> Rejected:
+    return Rejected(settlement_id=r.settlement_id, reversal_id=r.reversal_id, reasons=[reason])
+
+
+# ---------------------------------------------------------------------------------------------
+# The in-memory book
+
+
+@dataclass
+class MemoryBook:
+    """A book held in memory: the offline commands' state, and the stream's per-batch cache."""
+
+    fingerprints: dict[str, str] = field(default_factory=dict)
+    filings: dict[str, list[Filing]] = field(default_factory=dict)
+    accumulators: dict[tuple[str, int, str], Accumulator] = field(default_factory=dict)
+    priced: dict[str, PricedEntry] = field(default_factory=dict)
+
+    def fingerprint_of(self, key: str) -> str | None:
+        return self.fingerprints.get(key)
+
+    def filings_of(self, person_id: str) -> Sequence[Filing]:
+        return self.filings.get(person_id, ())
+
+    def accumulator(self, person_id: str, year: int, kind: str) -> Accumulator:
+        return self.accumulators.get((person_id, year, kind), _ZERO)
+
+    def priced_entry(self, settlement_id: str) -> PricedEntry | None:
+        return self.priced.get(settlement_id)
+
+    def apply(self, effects: Iterable[Effect]) -> None:
+        for effect in effects:
+            apply_effect(self, effect)
+
+
+_ZERO = Accumulator()
+
+
+def accrue(acc: Accumulator, change: Accrue) -> Accumulator:
+    """An accumulator after a change; reversals never take it below 0."""
+    return Accumulator(
+        fund_paid=max(0, acc.fund_paid + change.fund_paid),
+        deductible_used=max(0, acc.deductible_used + change.deductible_used),
+    )
+
+
+def apply_effect(book: MemoryBook, effect: Effect) -> None:
+    match effect:
+        case TakeId(key, fp):
+            book.fingerprints[key] = fp
+        case AddFiling(filing):
+            book.filings.setdefault(filing.person_id, []).append(filing)
+        case Accrue(person_id, year, kind):
+            slot = (person_id, year, kind)
+            book.accumulators[slot] = accrue(book.accumulators.get(slot, _ZERO), effect)
+        case RecordPriced(settlement_id, entry):
+            book.priced[settlement_id] = entry
+        case MarkReversed(settlement_id):
+            book.priced[settlement_id] = replace(book.priced[settlement_id], reversed=True)

@@ -1,0 +1,77 @@
+"""Loading the bureaus' reference data and finding the policy and catalog that apply."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+from pydantic import ValidationError
+
+from clearing.models.refdata import Catalog, Policy
+from clearing.models.types import province_of
+from clearing.parse import describe
+
+
+class RefDataError(ValueError):
+    """A reference-data document that cannot be used; the message names the file and field."""
+
+
+@dataclass
+class RefData:
+    """Policies by (region, scheme, year) and catalogs by (province, year)."""
+
+    policies: dict[tuple[str, str, int], Policy] = field(default_factory=dict)
+    catalogs: dict[tuple[str, int], Catalog] = field(default_factory=dict)
+
+    def add_policy(self, policy: Policy) -> None:
+        self.policies[(policy.region, policy.scheme, policy.year)] = policy
+
+    def add_catalog(self, catalog: Catalog) -> None:
+        self.catalogs[(catalog.province, catalog.year)] = catalog
+
+    def policy_for(self, home_region: str, scheme: str, year: int) -> Policy | None:
+        """The policy of the exact home region, else that of its province."""
+        exact = self.policies.get((home_region, scheme, year))
+        if exact is not None:
+            return exact
+        return self.policies.get((province_of(home_region), scheme, year))
+
+    def catalog_for(self, province: str, year: int) -> Catalog | None:
+        return self.catalogs.get((province, year))
+
+
+def parse_document(raw: bytes, source: str) -> Policy | Catalog:
+    """One policy or catalog document; which one is told by its fields."""
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise RefDataError(f"{source}: not JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise RefDataError(f"{source}: must be a JSON object")
+    model = Catalog if "province" in obj else Policy
+    try:
+        return model.model_validate(obj)
+    except ValidationError as exc:
+        raise RefDataError(f"{source}: {describe(exc)}") from None
+
+
+def load_refdata(directory: Path | str) -> RefData:
+    """Every `policies/*.json` and `catalogs/*.json` under a bundle's refdata folder."""
+    directory = Path(directory)
+    policies = sorted((directory / "policies").glob("*.json"))
+    catalogs = sorted((directory / "catalogs").glob("*.json"))
+    if not policies and not catalogs:
+        raise RefDataError(f"{directory}: no policies/*.json or catalogs/*.json found")
+    refdata = RefData()
+    for path in policies:
+        doc = parse_document(path.read_bytes(), str(path))
+        if not isinstance(doc, Policy):
+            raise RefDataError(f"{path}: is not a policy")
+        refdata.add_policy(doc)
+    for path in catalogs:
+        doc = parse_document(path.read_bytes(), str(path))
+        if not isinstance(doc, Catalog):
+            raise RefDataError(f"{path}: is not a catalog")
+        refdata.add_catalog(doc)
+    return refdata
