@@ -10,6 +10,7 @@ import sys
 # `func(args)` returns the process exit status.
 SUBCOMMAND_MODULES = (
     "clearing.offline",
+    "clearing.schemas",
     "clearing.simulate",
     "clearing.ledger.cli",
     "clearing.stream.cli",

@@ -65,9 +65,21 @@ def _check_quantity(value: str) -> str:
     return value
 
 
-DateStr = Annotated[str, AfterValidator(_check_date)]
-Timestamp = Annotated[str, AfterValidator(_check_timestamp)]
-Quantity = Annotated[str, AfterValidator(_check_quantity)]
+DateStr = Annotated[
+    str,
+    Field(json_schema_extra={"format": "date", "pattern": f"^{_DATE.pattern}$"}),
+    AfterValidator(_check_date),
+]
+Timestamp = Annotated[
+    str,
+    Field(json_schema_extra={"format": "date-time", "pattern": f"^{_TIMESTAMP.pattern}$"}),
+    AfterValidator(_check_timestamp),
+]
+Quantity = Annotated[
+    str,
+    Field(json_schema_extra={"pattern": f"^{_QUANTITY.pattern}$"}),
+    AfterValidator(_check_quantity),
+]
 
 
 def china_time(timestamp: str) -> datetime:
