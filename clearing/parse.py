@@ -51,8 +51,11 @@ def describe(error: ValidationError, limit: int = 3) -> str:
     """Human-readable field errors, e.g. `items.2.quantity: must be > 0 and at most 100000`."""
     parts = []
     for detail in error.errors(include_url=False)[:limit]:
-        field = ".".join(str(p) for p in detail["loc"]) or "event"
+        field = ".".join(str(p) for p in detail["loc"])
         message = _MESSAGES.get(detail["type"]) or detail["msg"].removeprefix("Value error, ")
+        if not field:
+            parts.append(message)
+            continue
         if field == "schema_version":
             message = "must be the integer 1"
         elif detail["type"] in ("too_short", "too_long"):

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Protocol
 
 from clearing.models.events import Event, Filing, Reversal, Settlement
-from clearing.models.refdata import AnnualBlock, CatalogEntry, InpatientBlock, Policy
+from clearing.models.refdata import AnnualBlock, InpatientBlock, Policy
 from clearing.models.results import (
     Duplicate,
     Filed,
@@ -22,7 +23,8 @@ from clearing.models.results import (
     Result,
     Reversed,
 )
-from clearing.models.types import china_time, province_of, quantity_e4
+from clearing.models.types import china_time, province_of
+from clearing.refdata import RefData, Terms
 
 # ---------------------------------------------------------------------------------------------
 # Exact arithmetic
@@ -33,9 +35,14 @@ def round_half_up(numerator: int, denominator: int) -> int:
     return (2 * numerator + denominator) // (2 * denominator)
 
 
-def line_amount(quantity: str, unit_price_fen: int) -> int:
-    """round_half_up(quantity × unit price), exactly: quantities carry at most 4 decimals."""
-    return round_half_up(quantity_e4(quantity) * unit_price_fen, 10_000)
+def line_amount(quantity_e4: int, unit_price_fen: int) -> int:
+    """round_half_up(quantity × unit price), exactly, with the quantity in ten-thousandths."""
+    return (quantity_e4 * unit_price_fen * 2 + 10_000) // 20_000
+
+
+def period_of(moment: datetime) -> str:
+    """The clearing period (YYYY-MM) of a moment already in China time."""
+    return f"{moment.year:04d}-{moment.month:02d}"
 
 
 def share(amount: int, ratio_bp: int) -> int:
@@ -124,7 +131,7 @@ class Outcome:
 # Events
 
 
-def price_event(event: Event, fingerprint: str, refdata, book: Book) -> Outcome:
+def price_event(event: Event, fingerprint: str, refdata: RefData, book: Book) -> Outcome:
     """The result of one valid event and its effects on the book."""
     if isinstance(event, Settlement):
         return price_settlement(event, fingerprint, refdata, book)
@@ -133,7 +140,7 @@ def price_event(event: Event, fingerprint: str, refdata, book: Book) -> Outcome:
     return Outcome(Filed(filing_id=event.filing_id), (AddFiling(event),))
 
 
-def price_settlement(s: Settlement, fingerprint: str, refdata, book: Book) -> Outcome:
+def price_settlement(s: Settlement, fingerprint: str, refdata: RefData, book: Book) -> Outcome:
     key = f"S:{s.settlement_id}"
     seen = book.fingerprint_of(key)
     if seen is not None:
@@ -147,17 +154,17 @@ def price_settlement(s: Settlement, fingerprint: str, refdata, book: Book) -> Ou
     payer = province_of(s.home_region)
     payee = province_of(s.hospital_region)
     policy = refdata.policy_for(s.home_region, s.scheme, year)
-    catalog = refdata.catalog_for(payee, year)
+    terms = refdata.terms_for(payee, year)
     filed = s.emergency or is_covered(s, book.filings_of(s.person_id))
 
     reasons = []
-    if any(item.amount_fen != line_amount(item.quantity, item.unit_price_fen) for item in s.items):
+    if has_amount_mismatch(s):
         reasons.append("AMOUNT_MISMATCH")
     if payer == payee:
         reasons.append("NOT_CROSS_PROVINCE")
     if policy is None:
         reasons.append("NO_POLICY")
-    if catalog is None:
+    if terms is None:
         reasons.append("NO_CATALOG")
     if (
         s.kind != "inpatient"
@@ -169,12 +176,12 @@ def price_settlement(s: Settlement, fingerprint: str, refdata, book: Book) -> Ou
     if reasons:
         return Outcome(Rejected(settlement_id=s.settlement_id, reasons=sorted(reasons)), (take,))
 
-    split = split_items(s, catalog.items)
+    split = split_items(s, terms)
     acc = book.accumulator(s.person_id, year, s.kind)
     amounts = apply_policy(s, policy, split, acc, filed)
     result = Priced(
         settlement_id=s.settlement_id,
-        period=settled.strftime("%Y-%m"),
+        period=period_of(settled),
         payer=payer,
         payee=payee,
         hospital_id=s.hospital_id,
@@ -222,19 +229,28 @@ class ItemSplit:
     eligible: int
 
 
-def split_items(s: Settlement, catalog_items: dict[str, CatalogEntry]) -> ItemSplit:
+def has_amount_mismatch(s: Settlement) -> bool:
+    """Whether some item's amount is not round_half_up(quantity × unit price)."""
+    return any(
+        item["amount_fen"] != (q * item["unit_price_fen"] * 2 + 10_000) // 20_000
+        for item, q in zip(s.items, s.quantities_e4, strict=True)
+    )
+
+
+def split_items(s: Settlement, terms: dict[str, Terms]) -> ItemSplit:
+    """Steps 1-3 of pricing.md for every item, summed."""
     total = self_pay = pre_self_pay = eligible = 0
-    for item in s.items:
-        amount = item.amount_fen
+    for item, quantity in zip(s.items, s.quantities_e4, strict=True):
+        amount = item["amount_fen"]
         total += amount
-        entry = catalog_items.get(item.code)
+        entry = terms.get(item["code"])
         if entry is None or entry.class_ == "C":
             self_pay += amount
             continue
         base = amount
         cap = entry.price_cap_fen
-        if cap is not None and item.unit_price_fen > cap:
-            over = amount - line_amount(item.quantity, cap)
+        if cap is not None and item["unit_price_fen"] > cap:
+            over = amount - line_amount(quantity, cap)
             self_pay += over
             base = amount - over
         if entry.class_ == "B":
@@ -304,7 +320,7 @@ def reverse_settlement(r: Reversal, fingerprint: str, book: Book) -> Outcome:
     result = Reversed(
         reversal_id=r.reversal_id,
         settlement_id=r.settlement_id,
-        period=china_time(r.settled_at).strftime("%Y-%m"),
+        period=period_of(china_time(r.settled_at)),
         payer=original.payer,
         payee=original.payee,
         hospital_id=original.hospital_id,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import orjson
 from pydantic import ValidationError
@@ -17,18 +18,32 @@ class RefDataError(ValueError):
     """A reference-data document that cannot be used; the message names the file and field."""
 
 
+class Terms(NamedTuple):
+    """A catalog entry as pricing reads it: class, B pre-self-pay share, unit price cap."""
+
+    class_: str
+    b_selfpay_bp: int
+    price_cap_fen: int | None
+
+
 @dataclass
 class RefData:
     """Policies by (region, scheme, year) and catalogs by (province, year)."""
 
     policies: dict[tuple[str, str, int], Policy] = field(default_factory=dict)
     catalogs: dict[tuple[str, int], Catalog] = field(default_factory=dict)
+    terms: dict[tuple[str, int], dict[str, Terms]] = field(default_factory=dict)
 
     def add_policy(self, policy: Policy) -> None:
         self.policies[(policy.region, policy.scheme, policy.year)] = policy
 
     def add_catalog(self, catalog: Catalog) -> None:
-        self.catalogs[(catalog.province, catalog.year)] = catalog
+        key = (catalog.province, catalog.year)
+        self.catalogs[key] = catalog
+        self.terms[key] = {
+            code: Terms(entry.class_, entry.b_selfpay_bp or 0, entry.price_cap_fen)
+            for code, entry in catalog.items.items()
+        }
 
     def policy_for(self, home_region: str, scheme: str, year: int) -> Policy | None:
         """The policy of the exact home region, else that of its province."""
@@ -39,6 +54,10 @@ class RefData:
 
     def catalog_for(self, province: str, year: int) -> Catalog | None:
         return self.catalogs.get((province, year))
+
+    def terms_for(self, province: str, year: int) -> dict[str, Terms] | None:
+        """The catalog of a province and year, indexed for pricing."""
+        return self.terms.get((province, year))
 
 
 def parse_document(raw: bytes, source: str) -> Policy | Catalog:

@@ -59,10 +59,11 @@ def refdata(**policy_changes) -> RefData:
 
 
 def item(code: str, quantity: str, unit_price_fen: int, amount_fen: int | None = None) -> dict:
+    from clearing.models.types import quantity_e4
     from clearing.pricing import line_amount
 
     if amount_fen is None:
-        amount_fen = line_amount(quantity, unit_price_fen)
+        amount_fen = line_amount(quantity_e4(quantity), unit_price_fen)
     return {
         "code": code,
         "quantity": quantity,

@@ -53,16 +53,13 @@ def _check_timestamp(value: str) -> str:
 
 def quantity_e4(value: str) -> int:
     """A decimal quantity string as an exact integer number of ten-thousandths."""
-    whole, _, frac = value.partition(".")
-    return int(whole) * 10_000 + int(frac.ljust(4, "0") or "0")
+    if "." not in value:
+        return int(value) * 10_000
+    whole, frac = value.split(".")
+    return int(whole) * 10_000 + int(frac) * _FRACTION_SCALE[len(frac)]
 
 
-def _check_quantity(value: str) -> str:
-    if not _QUANTITY.fullmatch(value):
-        raise ValueError("must be a decimal string with at most 4 decimals")
-    if not 0 < quantity_e4(value) <= MAX_QUANTITY_E4:
-        raise ValueError("must be > 0 and at most 100000")
-    return value
+_FRACTION_SCALE = (0, 1000, 100, 10, 1)
 
 
 DateStr = Annotated[
@@ -75,11 +72,9 @@ Timestamp = Annotated[
     Field(json_schema_extra={"format": "date-time", "pattern": f"^{_TIMESTAMP.pattern}$"}),
     AfterValidator(_check_timestamp),
 ]
-Quantity = Annotated[
-    str,
-    Field(json_schema_extra={"pattern": f"^{_QUANTITY.pattern}$"}),
-    AfterValidator(_check_quantity),
-]
+# The syntax is checked here; the range (> 0, at most 100000) by the settlement, which keeps
+# the exact values for pricing.
+Quantity = Annotated[str, StringConstraints(pattern=f"^{_QUANTITY.pattern}$")]
 
 
 def china_time(timestamp: str) -> datetime:
