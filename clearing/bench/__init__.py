@@ -1,0 +1,1 @@
+"""Benchmarks: scripts that print figures. Speed targets live here, never in timed tests."""

@@ -1,0 +1,13 @@
+"""`clearing bench …`: each benchmark is a subcommand that prints its figures."""
+
+from __future__ import annotations
+
+import argparse
+
+from clearing.bench import price
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    bench = subparsers.add_parser("bench", help="benchmarks (print figures)")
+    kinds = bench.add_subparsers(dest="bench", required=True, metavar="BENCHMARK")
+    price.add_parser(kinds)
