@@ -1,0 +1,6 @@
+"""The clearing ledger: results, postings and balances in SQL, periods and their statements,
+reconciliation with the provinces, prepayments and their alerts.
+
+Entry points: `store.Ledger` (or `store.record_results` for the stream), `periods` for the
+period state machine, and `cli` for the `clearing` subcommands.
+"""

@@ -1,0 +1,101 @@
+"""Results as the ledger keeps them: parsed from the spec's JSON, keyed, fingerprinted, and back.
+
+The business key is `S:<settlement_id>` for a priced result and `R:<reversal_id>` for a reversed
+one. The content hash covers the spec's fields of the result (plus `settled_at` when the carrier
+adds it) and leaves out what only says how it travelled (`line`, `source`, `run`, ...), so the
+same result replayed from another file or offset is recognised as the same.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from datetime import date
+from typing import Any
+
+import orjson
+from pydantic import TypeAdapter, ValidationError
+from sqlalchemy import Row
+
+from clearing.ledger.errors import LedgerInputError
+from clearing.ledger.schema import AMOUNTS
+from clearing.models.results import Priced, Reversed
+from clearing.models.types import Timestamp, china_time
+from clearing.pricing import period_of
+
+CLEARED = ("priced", "reversed")
+MODELS = {"priced": Priced, "reversed": Reversed}
+TRANSPORT = frozenset({"line", "source"})
+FIELDS = {status: frozenset(model.model_fields) - TRANSPORT for status, model in MODELS.items()}
+_TIMESTAMP = TypeAdapter(Timestamp)
+
+
+def result_key(result: Mapping[str, Any]) -> str:
+    if result.get("status") == "priced":
+        return f"S:{result.get('settlement_id')}"
+    return f"R:{result.get('reversal_id')}"
+
+
+def fingerprint(spec: Mapping[str, Any]) -> str:
+    return hashlib.sha256(orjson.dumps(spec, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def to_row(result: Mapping[str, Any]) -> dict[str, Any]:
+    """The row of a priced or reversed result; LedgerInputError names what is wrong with it."""
+    status = result["status"]
+    key = result_key(result)
+    model = MODELS[status]
+    fields = {k: v for k, v in result.items() if k in FIELDS[status]}
+    try:
+        parsed = model.model_validate(fields, strict=True)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'result'}: {e['msg']}" for e in exc.errors()
+        )
+        raise LedgerInputError(f"{key}: not a valid {status} result: {problems}") from None
+    spec = parsed.model_dump(exclude=set(TRANSPORT), exclude_none=True)
+    settled_at = result.get("settled_at")
+    settled_day = None
+    if settled_at is not None:
+        settled_day = _settled_day(key, settled_at, spec["period"])
+        spec["settled_at"] = settled_at
+    return {
+        "result_key": key,
+        "content_hash": fingerprint(spec),
+        "status": status,
+        "settlement_id": spec["settlement_id"],
+        "reversal_id": spec.get("reversal_id"),
+        "period": spec["period"],
+        "payer": spec["payer"],
+        "payee": spec["payee"],
+        "hospital_id": spec["hospital_id"],
+        "settled_at": settled_at,
+        "settled_day": settled_day,
+        "filed": spec.get("filed"),
+        "cap_reached": spec.get("cap_reached"),
+        **{name: spec[name] for name in AMOUNTS},
+    }
+
+
+def _settled_day(key: str, settled_at: Any, period: str) -> date:
+    try:
+        moment = china_time(_TIMESTAMP.validate_python(settled_at, strict=True))
+    except ValidationError:
+        raise LedgerInputError(f"{key}: settled_at {settled_at!r} is not a timestamp") from None
+    if period_of(moment) != period:
+        raise LedgerInputError(f"{key}: settled_at {settled_at} is not in period {period}")
+    return moment.date()
+
+
+def from_row(row: Row) -> dict[str, Any]:
+    """The result as the spec prints it (with `settled_at` when known), from its stored row."""
+    out: dict[str, Any] = {"status": row.status, "settlement_id": row.settlement_id}
+    if row.status == "reversed":
+        out["reversal_id"] = row.reversal_id
+    out.update(period=row.period, payer=row.payer, payee=row.payee, hospital_id=row.hospital_id)
+    if row.status == "priced":
+        out.update(filed=bool(row.filed), cap_reached=bool(row.cap_reached))
+    out.update({name: int(getattr(row, name)) for name in AMOUNTS})
+    if row.settled_at is not None:
+        out["settled_at"] = row.settled_at
+    return out

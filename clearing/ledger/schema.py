@@ -1,0 +1,264 @@
+"""The ledger's tables. Money invariants live here, as keys and CHECK constraints, so that no code
+path (and no hand-written SQL) can skip them.
+
+TigerBeetle's model: a posting is one immutable transfer from a debit to a credit account with
+`amount_fen > 0` and two different accounts, so every posting sums to zero by construction, and
+its idempotency key (result key, leg) is unique. Balances per (clearing period, account, leg)
+are kept in the same transaction as the postings, so running positions cost O(accounts) instead
+of a scan; closing a period checks balances, postings and results against each other.
+
+The migration also installs triggers (no CHECK can see another row): results, postings,
+prepayments, alerts and reconciliations are append-only; results, postings and balances may only
+be written while their clearing period is open; a period only moves open -> closed -> issued.
+
+A CHECK passes when its condition is NULL, so every branch names the columns it needs NOT NULL.
+
+This module is the current model; `migrations/versions` builds it, and a test keeps them equal.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    func,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+AMOUNTS = (
+    "total_fen",
+    "self_pay_fen",
+    "pre_self_pay_fen",
+    "eligible_fen",
+    "deductible_fen",
+    "fund_pay_fen",
+    "personal_pay_fen",
+)
+PERIOD_STATES = ("open", "closed", "issued")
+LEGS = ("fund", "hospital")
+
+
+def _province(column: str) -> str:
+    return f"length({column}) = 6 AND substr({column}, 3) = '0000'"
+
+
+def _period(column: str) -> str:
+    return (
+        f"length({column}) = 7 AND substr({column}, 5, 1) = '-' "
+        f"AND substr({column}, 6) BETWEEN '01' AND '12'"
+    )
+
+
+def _now() -> Column:
+    return Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now())
+
+
+accounts = Table(
+    "ledger_accounts",
+    metadata,
+    Column("account_id", String(80), primary_key=True),
+    Column("kind", String(8), nullable=False),
+    Column("ref", String(64), nullable=False),
+    _now(),
+    CheckConstraint("kind IN ('fund', 'hospital')", name="kind"),
+    CheckConstraint("account_id = kind || ':' || ref", name="id_is_kind_ref"),
+    CheckConstraint(f"kind <> 'fund' OR ({_province('ref')})", name="fund_is_province"),
+)
+
+periods = Table(
+    "ledger_periods",
+    metadata,
+    Column("period", String(7), primary_key=True),
+    Column("state", String(8), nullable=False, server_default="open"),
+    Column("opened_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("closed_at", DateTime(timezone=True)),
+    Column("issued_at", DateTime(timezone=True)),
+    Column("statement", Text),
+    Column("statement_sha256", String(64)),
+    CheckConstraint(_period("period"), name="period_format"),
+    CheckConstraint(
+        "(state = 'open' AND closed_at IS NULL AND issued_at IS NULL AND statement IS NULL"
+        " AND statement_sha256 IS NULL)"
+        " OR (state = 'closed' AND closed_at IS NOT NULL AND issued_at IS NULL"
+        " AND statement IS NULL AND statement_sha256 IS NULL)"
+        " OR (state = 'issued' AND closed_at IS NOT NULL AND issued_at IS NOT NULL"
+        " AND statement IS NOT NULL AND statement_sha256 IS NOT NULL"
+        " AND length(statement_sha256) = 64)",
+        name="lifecycle",
+    ),
+)
+
+results = Table(
+    "ledger_results",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("result_key", String(70), nullable=False, unique=True),
+    Column("content_hash", String(64), nullable=False),
+    Column("status", String(8), nullable=False),
+    Column("settlement_id", String(64), nullable=False),
+    Column("reversal_id", String(64)),
+    Column("period", String(7), ForeignKey("ledger_periods.period"), nullable=False),
+    Column("clearing_period", String(7), ForeignKey("ledger_periods.period"), nullable=False),
+    Column("payer", String(6), nullable=False),
+    Column("payee", String(6), nullable=False),
+    Column("hospital_id", String(64), nullable=False),
+    Column("settled_at", String(40)),
+    Column("settled_day", Date),
+    Column("filed", Boolean),
+    Column("cap_reached", Boolean),
+    *(Column(name, BigInteger, nullable=False) for name in AMOUNTS),
+    _now(),
+    # A settlement is priced once and reversed at most once.
+    UniqueConstraint("settlement_id", "status"),
+    CheckConstraint("length(content_hash) = 64", name="content_hash"),
+    CheckConstraint(
+        "(status = 'priced' AND result_key = 'S:' || settlement_id AND reversal_id IS NULL"
+        " AND filed IS NOT NULL AND cap_reached IS NOT NULL)"
+        " OR (status = 'reversed' AND reversal_id IS NOT NULL"
+        " AND result_key = 'R:' || reversal_id AND filed IS NULL AND cap_reached IS NULL)",
+        name="status_key",
+    ),
+    CheckConstraint(
+        "length(settlement_id) BETWEEN 1 AND 64 AND length(hospital_id) BETWEEN 1 AND 64"
+        " AND (reversal_id IS NULL OR length(reversal_id) BETWEEN 1 AND 64)",
+        name="id_lengths",
+    ),
+    CheckConstraint(_period("period"), name="period_format"),
+    # Late results move forward, never back.
+    CheckConstraint("clearing_period >= period", name="cleared_not_before"),
+    CheckConstraint(f"{_province('payer')} AND {_province('payee')}", name="provinces"),
+    CheckConstraint("payer <> payee", name="cross_province"),
+    CheckConstraint("total_fen = self_pay_fen + pre_self_pay_fen + eligible_fen", name="total"),
+    CheckConstraint("personal_pay_fen = total_fen - fund_pay_fen", name="personal"),
+    CheckConstraint(
+        "(status = 'priced' AND self_pay_fen >= 0 AND pre_self_pay_fen >= 0"
+        " AND eligible_fen >= 0 AND deductible_fen >= 0 AND fund_pay_fen >= 0"
+        " AND personal_pay_fen >= 0 AND deductible_fen <= eligible_fen"
+        " AND fund_pay_fen <= eligible_fen - deductible_fen)"
+        " OR (status = 'reversed' AND self_pay_fen <= 0 AND pre_self_pay_fen <= 0"
+        " AND eligible_fen <= 0 AND deductible_fen <= 0 AND fund_pay_fen <= 0"
+        " AND personal_pay_fen <= 0 AND deductible_fen >= eligible_fen"
+        " AND fund_pay_fen >= eligible_fen - deductible_fen)",
+        name="signs",
+    ),
+    Index(None, "clearing_period", "payer", "payee"),
+    Index(None, "settled_day", "hospital_id"),
+)
+
+postings = Table(
+    "ledger_postings",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("result_key", String(70), ForeignKey("ledger_results.result_key"), nullable=False),
+    Column("leg", String(8), nullable=False),
+    Column("debit_account", String(80), ForeignKey("ledger_accounts.account_id"), nullable=False),
+    Column("credit_account", String(80), ForeignKey("ledger_accounts.account_id"), nullable=False),
+    Column("amount_fen", BigInteger, nullable=False),
+    _now(),
+    # The idempotency key: one posting per result and leg.
+    UniqueConstraint("result_key", "leg"),
+    CheckConstraint("leg IN ('fund', 'hospital')", name="leg"),
+    CheckConstraint("amount_fen > 0", name="amount_positive"),
+    CheckConstraint("debit_account <> credit_account", name="two_accounts"),
+)
+
+balances = Table(
+    "ledger_balances",
+    metadata,
+    Column("clearing_period", String(7), ForeignKey("ledger_periods.period"), primary_key=True),
+    Column("account_id", String(80), ForeignKey("ledger_accounts.account_id"), primary_key=True),
+    Column("leg", String(8), primary_key=True),
+    Column("debits_fen", BigInteger, nullable=False),
+    Column("credits_fen", BigInteger, nullable=False),
+    CheckConstraint("leg IN ('fund', 'hospital')", name="leg"),
+    CheckConstraint("debits_fen >= 0 AND credits_fen >= 0", name="non_negative"),
+)
+
+prepayments = Table(
+    "ledger_prepayments",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("province", String(6), nullable=False, index=True),
+    Column("amount_fen", BigInteger, nullable=False),
+    Column("note", String(200)),
+    _now(),
+    CheckConstraint(_province("province"), name="province"),
+    CheckConstraint("amount_fen > 0", name="amount_positive"),
+)
+
+config = Table(
+    "ledger_config",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("alert_share_bp", Integer, nullable=False),
+    CheckConstraint("id = 1", name="single_row"),
+    CheckConstraint("alert_share_bp BETWEEN 1 AND 10000", name="alert_share"),
+)
+
+alerts = Table(
+    "ledger_alerts",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("province", String(6), nullable=False),
+    Column("result_key", String(70), ForeignKey("ledger_results.result_key"), nullable=False),
+    Column("net_debit_fen", BigInteger, nullable=False),
+    Column("prepayment_fen", BigInteger, nullable=False),
+    Column("alert_share_bp", Integer, nullable=False),
+    Column("open_periods", Text, nullable=False),
+    _now(),
+    # One result raises at most one alert per province, so a replay never repeats one.
+    UniqueConstraint("result_key", "province"),
+    CheckConstraint(_province("province"), name="province"),
+    CheckConstraint("net_debit_fen > 0 AND prepayment_fen >= 0", name="amounts"),
+    CheckConstraint("net_debit_fen * 10000 > alert_share_bp * prepayment_fen", name="passes_share"),
+)
+
+reconciliations = Table(
+    "ledger_reconciliations",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("period", String(7), ForeignKey("ledger_periods.period"), nullable=False),
+    Column("province", String(6), nullable=False),
+    Column("action", String(8), nullable=False),
+    Column("statement_sha256", String(64), nullable=False),
+    Column("payer", String(6)),
+    Column("payee", String(6)),
+    Column("digest", String(64)),
+    Column("fund_pay_fen", BigInteger),
+    Column("lines_given", Integer),
+    Column("answer", Text, nullable=False),
+    _now(),
+    CheckConstraint(_province("province"), name="province"),
+    CheckConstraint(
+        "(action = 'confirm' AND payer IS NULL AND payee IS NULL AND digest IS NULL"
+        " AND fund_pay_fen IS NULL AND lines_given IS NULL)"
+        " OR (action = 'dispute' AND payer IS NOT NULL AND payee IS NOT NULL"
+        " AND digest IS NOT NULL AND fund_pay_fen IS NOT NULL"
+        " AND (province = payer OR province = payee))",
+        name="action",
+    ),
+    Index(None, "period", "province"),
+)

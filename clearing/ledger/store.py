@@ -1,0 +1,284 @@
+"""Recording priced and reversed results: one transaction per batch, idempotent per business key.
+
+Each new result gets its row, and when its fund share is not zero two postings (TigerBeetle
+transfers) of that share: home fund -> treating fund (leg `fund`) and treating fund -> hospital
+(leg `hospital`); a reversal posts the opposite direction. The balances they move are updated in
+the same transaction. Replaying a result (same key, same content hash) is a no-op; the same key
+with other content raises `LedgerConflict` and nothing of the batch is written. Results with
+other statuses are ignored. A result whose period is closed is cleared in the next open period
+(see `periods`).
+
+`Ledger` is the database handle; `record_results(results)` at module level uses one shared
+handle per URL (default: CLEARING_DB_URL, else the SQLite file), for the stream's executor.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+from sqlalchemy import Connection, select
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
+
+from clearing.ledger import balances, periods
+from clearing.ledger.db import (
+    chunks,
+    default_url,
+    insert_rows,
+    make_engine,
+    normalize_url,
+    upgrade,
+)
+from clearing.ledger.errors import LedgerConflict, LedgerInputError
+from clearing.ledger.prepayment import Alert, raise_alerts
+from clearing.ledger.records import CLEARED, to_row
+from clearing.ledger.schema import AMOUNTS, accounts, postings, results
+
+T = TypeVar("T")
+ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What recording did with one input result (one per input, in input order)."""
+
+    key: str | None
+    action: Literal["recorded", "replayed", "ignored"]
+    clearing_period: str | None = None
+    late: bool = False
+    alerts: tuple[Alert, ...] = ()
+
+
+IGNORED = Outcome(None, "ignored")
+
+
+def record(conn: Connection, batch: Sequence[Mapping[str, Any]]) -> list[Outcome]:
+    """Records a batch inside the caller's transaction; see the module docstring."""
+    outcomes = [IGNORED] * len(batch)
+    parsed: list[tuple[int, dict[str, Any]]] = []
+    for index, result in enumerate(batch):
+        if not isinstance(result, Mapping):
+            raise LedgerInputError(f"result #{index + 1} is not a JSON object")
+        if result.get("status") in CLEARED:
+            parsed.append((index, to_row(result)))
+    if not parsed:
+        return outcomes
+
+    stored = _stored(conn, {row["result_key"] for _, row in parsed})
+    fresh: dict[str, dict[str, Any]] = {}
+    decided: list[tuple[int, str, Literal["recorded", "replayed"]]] = []
+    conflicts: list[str] = []
+    for index, row in parsed:
+        key = row["result_key"]
+        known = stored.get(key) or fresh.get(key)
+        if known is None:
+            fresh[key] = row
+            decided.append((index, key, "recorded"))
+        elif known["content_hash"] != row["content_hash"]:
+            conflicts.append(f"{key}: already recorded with other content")
+        else:
+            decided.append((index, key, "replayed"))
+    conflicts += _reversal_conflicts(conn, fresh)
+    if conflicts:
+        keys = sorted({c.split(": ", 1)[0] for c in conflicts})
+        raise LedgerConflict("; ".join(conflicts), keys)
+
+    cache: dict[str, str] = {}
+    for row in fresh.values():
+        row["clearing_period"] = periods.clearing_period(conn, row["period"], cache)
+    raised = _post(conn, list(fresh.values()))
+
+    for index, key, action in decided:
+        row = stored.get(key) or fresh[key]
+        alerts = tuple(raised.get(key, ())) if action == "recorded" else ()
+        late = row["clearing_period"] != row["period"]
+        outcomes[index] = Outcome(key, action, row["clearing_period"], late, alerts)
+    return outcomes
+
+
+def _stored(conn: Connection, keys: set[str]) -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = {}
+    columns = (
+        results.c.result_key,
+        results.c.content_hash,
+        results.c.period,
+        results.c.clearing_period,
+    )
+    for chunk in chunks(sorted(keys)):
+        for row in conn.execute(select(*columns).where(results.c.result_key.in_(chunk))):
+            found[row.result_key] = dict(row._mapping)
+    return found
+
+
+def _reversal_conflicts(conn: Connection, fresh: dict[str, dict[str, Any]]) -> list[str]:
+    """A settlement is reversed at most once, and a reversal negates its original exactly."""
+    reversals = [row for row in fresh.values() if row["status"] == "reversed"]
+    if not reversals:
+        return []
+    settlement_ids = sorted({row["settlement_id"] for row in reversals})
+    originals: dict[str, Mapping[str, Any]] = {}
+    reversed_by: dict[str, str] = {}
+    for chunk in chunks(settlement_ids):
+        for row in conn.execute(select(results).where(results.c.settlement_id.in_(chunk))):
+            if row.status == "priced":
+                originals[row.settlement_id] = row._mapping
+            else:
+                reversed_by[row.settlement_id] = row.result_key
+    for row in fresh.values():
+        if row["status"] == "priced":
+            originals.setdefault(row["settlement_id"], row)
+    problems = []
+    for row in reversals:
+        key, settlement_id = row["result_key"], row["settlement_id"]
+        earlier = reversed_by.setdefault(settlement_id, key)
+        if earlier != key:
+            problems.append(f"{key}: settlement {settlement_id} is already reversed by {earlier}")
+        original = originals.get(settlement_id)
+        if original is not None and (
+            any(row[f] != original[f] for f in ("payer", "payee", "hospital_id"))
+            or any(row[a] != -original[a] for a in AMOUNTS)
+        ):
+            problems.append(f"{key}: does not negate S:{settlement_id} exactly")
+    return problems
+
+
+def _post(conn: Connection, rows: list[dict[str, Any]]) -> dict[str, list[Alert]]:
+    """Inserts new results, their postings and balances; returns the alerts per result key."""
+    if not rows:
+        return {}
+    provinces = sorted({p for r in rows for p in (r["payer"], r["payee"])})
+    hospitals = sorted({r["hospital_id"] for r in rows})
+    insert_rows(
+        conn,
+        accounts,
+        [{"account_id": balances.fund_account(p), "kind": "fund", "ref": p} for p in provinces]
+        + [
+            {"account_id": balances.hospital_account(h), "kind": "hospital", "ref": h}
+            for h in hospitals
+        ],
+        lambda insert: insert.on_conflict_do_nothing(index_elements=["account_id"]),
+    )
+    insert_rows(conn, results, rows)
+    transfers: list[dict[str, Any]] = []
+    deltas: dict[balances.Key, list[int]] = defaultdict(lambda: [0, 0])
+    moves: list[tuple[str, str, int]] = []
+    for row in rows:
+        fund = row["fund_pay_fen"]
+        if fund == 0:
+            continue
+        key, period = row["result_key"], row["clearing_period"]
+        home = balances.fund_account(row["payer"])
+        treating = balances.fund_account(row["payee"])
+        hospital = balances.hospital_account(row["hospital_id"])
+        for leg, source, target in (("fund", home, treating), ("hospital", treating, hospital)):
+            debit, credit = (source, target) if fund > 0 else (target, source)
+            transfers.append(
+                {
+                    "result_key": key,
+                    "leg": leg,
+                    "debit_account": debit,
+                    "credit_account": credit,
+                    "amount_fen": abs(fund),
+                }
+            )
+            deltas[(period, debit, leg)][0] += abs(fund)
+            deltas[(period, credit, leg)][1] += abs(fund)
+        moves += [(key, row["payer"], -fund), (key, row["payee"], fund)]
+    insert_rows(conn, postings, transfers)
+    balances.apply(conn, deltas)
+    raised: dict[str, list[Alert]] = defaultdict(list)
+    for alert in raise_alerts(conn, moves):
+        raised[alert.result_key].append(alert)
+    return raised
+
+
+def _lost_race(exc: IntegrityError | DataError) -> bool:
+    """A unique key taken by a concurrent transaction (PostgreSQL; SQLite writers queue)."""
+    return getattr(exc.orig, "sqlstate", None) == "23505"
+
+
+class Ledger:
+    """The ledger database: opened (and migrated to the newest schema) once, then one
+    transaction per call."""
+
+    def __init__(self, url: str | None = None, *, migrate: bool = True) -> None:
+        self.url = normalize_url(url or default_url())
+        self.engine = make_engine(self.url)
+        if migrate:
+            upgrade(self.engine)
+
+    def transaction(self) -> AbstractContextManager[Connection]:
+        return self.engine.begin()
+
+    def run(self, operation: Callable[[Connection], T]) -> T:
+        """Runs `operation` in one transaction, again when it lost a race (deadlock, lock
+        timeout, a key another transaction took meanwhile: the retry then sees that key as a
+        replay or a conflict). Any other refusal by the database is a LedgerInputError."""
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                with self.engine.begin() as conn:
+                    return operation(conn)
+            except OperationalError:
+                if attempt == ATTEMPTS:
+                    raise
+            except (IntegrityError, DataError) as exc:
+                if attempt == ATTEMPTS or not _lost_race(exc):
+                    raise LedgerInputError(f"the database refused it: {exc.orig}") from exc
+        raise AssertionError("unreachable")
+
+    def record_results(self, batch: Sequence[Mapping[str, Any]]) -> list[Outcome]:
+        return self.run(lambda conn: record(conn, batch))
+
+    def running_positions(self, period: str | None = None) -> dict[str, int]:
+        """Net position per province in `period`, or over every open period when None."""
+        if period is not None:
+            periods.check_period(period)
+        return self.run(lambda conn: balances.positions(conn, period))
+
+    def close_period(self, period: str, *, force: bool = False) -> tuple[periods.PeriodInfo, bool]:
+        return self.run(lambda conn: periods.close_period(conn, period, force=force))
+
+    def issue_period(self, period: str) -> periods.Issued:
+        return self.run(lambda conn: periods.issue_period(conn, period))
+
+    def statement(self, period: str) -> periods.Issued:
+        return self.run(lambda conn: periods.issued_statement(conn, period))
+
+    def period_status(self, period: str | None = None) -> list[periods.PeriodInfo]:
+        return self.run(lambda conn: periods.period_status(conn, period))
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
+_shared: dict[str, Ledger] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_ledger(url: str | None = None) -> Ledger:
+    """One open Ledger per URL in this process (migrated once, thread-safe engine)."""
+    url = normalize_url(url or default_url())
+    with _shared_lock:
+        if url not in _shared:
+            _shared[url] = Ledger(url)
+        return _shared[url]
+
+
+def record_results(batch: Sequence[Mapping[str, Any]], *, url: str | None = None) -> list[Outcome]:
+    """Records a batch of results (see `record`) through the shared Ledger for `url`."""
+    return shared_ledger(url).record_results(batch)
+
+
+def alerts_of(outcomes: Sequence[Outcome]) -> list[dict[str, Any]]:
+    """The prepayment alerts a batch raised, as JSON-ready dicts, to publish."""
+    return [alert.as_dict() for outcome in outcomes for alert in outcome.alerts]
