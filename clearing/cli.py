@@ -14,6 +14,8 @@ SUBCOMMAND_MODULES = (
     "clearing.simulate",
     "clearing.ledger.cli",
     "clearing.stream.cli",
+    "clearing.api.cli",
+    "clearing.dashboard.cli",
     "clearing.bench.cli",
 )
 
@@ -22,13 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="clearing", description=__doc__)
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in SUBCOMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name is not None and name.startswith(exc.name):
-                continue
-            raise
-        module.register(subparsers)
+        importlib.import_module(name).register(subparsers)
     return parser
 
 

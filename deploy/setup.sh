@@ -21,7 +21,7 @@ done
 
 PYTHON="${PYTHON:-python3}"
 VENV=.venv
-TEST_DEBS=(postgresql chromium)
+TEST_DEBS=(postgresql chromium fonts-wqy-microhei)
 
 say() {
     echo "setup: $*"

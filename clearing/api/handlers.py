@@ -1,0 +1,273 @@
+"""The endpoints. Order of checks: token (401), size (413), body (400), ownership (403), id
+already used (409 / the original answer), then publish and wait for the stream's result.
+
+Reversals carry no hospital_id: a reversal is refused (403) when its settlement is known to be
+another hospital's (claimed through this API, or priced with another hospital_id). A settlement
+unknown here is let through, so pricing answers UNKNOWN_SETTLEMENT as the spec says.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel
+
+from clearing.api import credentials
+from clearing.api.config import ApiConfig
+from clearing.api.errors import ApiError, json_response
+from clearing.api.publisher import Publisher
+from clearing.api.store import Answer, Store, reversal_key, settlement_key
+from clearing.api.tables import create_tables, make_engine
+from clearing.api.validation import BodyError, FieldError, validate
+from clearing.models.events import Reversal, Settlement
+from clearing.parse import Parsed
+from clearing.stream.results import spec_view
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+CHALLENGE = {"WWW-Authenticate": 'Bearer realm="clearing"'}
+
+
+def bearer_token(request: web.Request) -> str | None:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The body, refused (413) as soon as it is known to pass `limit` bytes."""
+    too_large = ApiError(413, f"the body is larger than {limit} bytes")
+    if request.content_length is not None and request.content_length > limit:
+        raise too_large
+    body = bytearray()
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        body += chunk
+        if len(body) > limit:
+            raise too_large
+    return bytes(body)
+
+
+def conflict(what: str, ident: str, field: str) -> ApiError:
+    return ApiError(
+        409,
+        f"{what} {ident} was already submitted with other content; "
+        "submit a new event under a new id",
+        [FieldError(field, "is already used by an event with other content")],
+    )
+
+
+class SubmissionApi:
+    """The API's state: settings, database, producer, and the thread pool for blocking calls."""
+
+    def __init__(self, config: ApiConfig) -> None:
+        self.config = config
+        self.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="clearing-api")
+        self.publisher = Publisher(config.bootstrap, config.topics.events, config.publish_timeout)
+        self.engine = make_engine(config.db_url)
+        self.store = Store(self.engine)
+        self._closed = False
+
+    async def start(self, _app: web.Application) -> None:
+        await self.call(create_tables, self.engine)
+
+    async def stop(self, _app: web.Application) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await self.call(self.publisher.close)
+        await self.call(self.engine.dispose)
+        self.executor.shutdown(wait=False)
+
+    async def call(self, fn: Callable[..., T], *args) -> T:
+        """Runs a blocking call (database, producer) off the event loop."""
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+
+    # ---- checks -----------------------------------------------------------------------------
+
+    async def hospital(self, request: web.Request) -> str:
+        token = bearer_token(request)
+        if token is None:
+            raise ApiError(401, "missing bearer token", headers=CHALLENGE)
+        hospital = await self.call(credentials.authenticate, self.engine, token)
+        if hospital is None:
+            raise ApiError(401, "invalid or revoked token", headers=CHALLENGE)
+        return hospital
+
+    async def event(
+        self, request: web.Request, model: type[BaseModel], event_type: str
+    ) -> tuple[Parsed, bytes]:
+        raw = await read_body(request, self.config.max_body_bytes)
+        judged = validate(raw, model, event_type)
+        if isinstance(judged, BodyError):
+            raise ApiError(400, judged.error, judged.fields)
+        return judged, raw
+
+    # ---- endpoints --------------------------------------------------------------------------
+
+    async def post_settlement(self, request: web.Request) -> web.Response:
+        hospital = await self.hospital(request)
+        parsed, raw = await self.event(request, Settlement, "settlement")
+        event = parsed.event
+        assert isinstance(event, Settlement)
+        if event.hospital_id != hospital:
+            raise ApiError(
+                403,
+                "hospital_id: a hospital submits only its own settlements",
+                [FieldError("hospital_id", "is not the hospital of this token")],
+            )
+        sid = event.settlement_id
+        return await self.submit(
+            hospital,
+            parsed,
+            raw,
+            settlement_key(sid),
+            {"settlement_id": sid},
+            conflict("settlement", sid, "settlement_id"),
+        )
+
+    async def post_reversal(self, request: web.Request) -> web.Response:
+        hospital = await self.hospital(request)
+        parsed, raw = await self.event(request, Reversal, "reversal")
+        event = parsed.event
+        assert isinstance(event, Reversal)
+        owner = await self.call(self.store.settlement_owner, event.settlement_id)
+        if owner is not None and owner != hospital:
+            raise ApiError(
+                403,
+                "settlement_id: a hospital reverses only its own settlements",
+                [FieldError("settlement_id", "is another hospital's settlement")],
+            )
+        rid = event.reversal_id
+        return await self.submit(
+            hospital,
+            parsed,
+            raw,
+            reversal_key(rid),
+            {"reversal_id": rid, "settlement_id": event.settlement_id},
+            conflict("reversal", rid, "reversal_id"),
+        )
+
+    async def get_settlement(self, request: web.Request) -> web.Response:
+        hospital = await self.hospital(request)
+        sid = request.match_info["settlement_id"]
+        return await self.read(hospital, settlement_key(sid), {"settlement_id": sid})
+
+    async def get_reversal(self, request: web.Request) -> web.Response:
+        hospital = await self.hospital(request)
+        rid = request.match_info["reversal_id"]
+        return await self.read(hospital, reversal_key(rid), {"reversal_id": rid})
+
+    # ---- submitting and reading -------------------------------------------------------------
+
+    async def submit(
+        self,
+        hospital: str,
+        parsed: Parsed,
+        raw: bytes,
+        key: str,
+        ids: Mapping[str, str],
+        conflicting: ApiError,
+    ) -> web.Response:
+        """Accepted once: a new id is claimed, published and awaited (201, or 202 pending);
+        the same content again gets the original answer (200, or 202); other content 409."""
+        fp = parsed.fingerprint
+        took = await self.call(self.store.taken, key)
+        if took is not None:  # taken in the stream, maybe by an event that came another way
+            fingerprint, result = took
+            if fingerprint != fp:
+                raise conflicting
+            return self.reply(Answer("done", result), 200, ids)
+        earlier = await self.call(self.store.claim, key, hospital, fp)
+        if earlier is not None:
+            if earlier.fingerprint != fp or earlier.hospital_id != hospital:
+                raise conflicting
+            source = earlier.source
+            if source is None and earlier.age_seconds() > self.config.republish_after:
+                source = await self.publish(parsed, raw, hospital, key)
+            status = 200
+        else:
+            source = await self.publish(parsed, raw, hospital, key)
+            log.info("%s accepted from hospital %s at %s", key, hospital, source)
+            status = 201
+        answer = await self.wait(key, fp, source)
+        if answer.state == "conflict":  # another way in took the id first
+            if answer.result is not None:
+                conflicting.extra = {"result": spec_view(answer.result)}
+            raise conflicting
+        return self.reply(answer, status, ids)
+
+    async def publish(self, parsed: Parsed, raw: bytes, hospital: str, key: str) -> str:
+        try:
+            source = await asyncio.wait_for(
+                self.call(self.publisher.publish, parsed.event.person_id, raw, hospital),
+                self.config.publish_timeout + 1,
+            )
+        except Exception as exc:  # the broker's many errors all mean "not acknowledged"
+            log.error("%s from hospital %s not acknowledged: %s", key, hospital, type(exc).__name__)
+            # Free the id: if the event did reach the broker after all, the stream still judges
+            # a later submission of that id against it (duplicate, or DUPLICATE_CONFLICT -> 409).
+            await self.call(self.store.release, key)
+            raise ApiError(
+                503,
+                "the event could not be handed to the clearinghouse; retry with the same content",
+                headers={"Retry-After": "5"},
+            ) from None
+        await self.call(self.store.published, key, source)
+        return source
+
+    async def wait(self, key: str, fingerprint: str, source: str | None) -> Answer:
+        """Polls the state store for the result, for at most the configured wait."""
+        deadline = time.monotonic() + self.config.wait_seconds
+        while True:
+            answer = await self.call(self.store.answer, key, fingerprint, source)
+            if answer.state != "pending" or time.monotonic() >= deadline:
+                return answer
+            await asyncio.sleep(self.config.poll_seconds)
+
+    def reply(self, answer: Answer, status: int, ids: Mapping[str, str]) -> web.Response:
+        """The stored result (as `clearing price` prints it), or 202 while it is pending."""
+        location = location_of(ids)
+        if answer.result is None:
+            return json_response(202, {"status": "pending", **ids}, {"Location": location})
+        headers = {"Location": location} if status == 201 else None
+        return json_response(status, spec_view(answer.result), headers)
+
+    async def read(self, hospital: str, key: str, ids: Mapping[str, str]) -> web.Response:
+        """The result of an id, to the hospital it belongs to; 404 to anyone else."""
+        kind = "reversal" if "reversal_id" in ids else "settlement"
+        not_found = ApiError(404, f"no {kind} {ids[kind + '_id']} of this hospital")
+        claim = await self.call(self.store.claim_of, key)
+        if claim is not None:
+            if claim.hospital_id != hospital:
+                raise not_found
+            # A conflict here is the claim's own DUPLICATE_CONFLICT rejection (or pending).
+            answer = await self.call(self.store.answer, key, claim.fingerprint, claim.source)
+            return self.reply(answer, 200, ids)
+        took = await self.call(self.store.taken, key)
+        result = took[1] if took is not None else None
+        if result is None or await self.owner(result) != hospital:
+            raise not_found
+        return self.reply(Answer("done", result), 200, ids)
+
+    async def owner(self, result: dict) -> str | None:
+        """The hospital of a stored result (a rejected reversal: that of its settlement)."""
+        hospital = result.get("hospital_id")
+        if isinstance(hospital, str):
+            return hospital
+        sid = result.get("settlement_id")
+        if result.get("reversal_id") is not None and isinstance(sid, str):
+            return await self.call(self.store.settlement_owner, sid)
+        return None
+
+
+def location_of(ids: Mapping[str, str]) -> str:
+    if "reversal_id" in ids:
+        return f"/v1/reversals/{ids['reversal_id']}"
+    return f"/v1/settlements/{ids['settlement_id']}"

@@ -1,0 +1,465 @@
+"""One batch of consumed events through the pure pricing, with the state in the database.
+
+The handler only moves data: it loads from the database the part of the book the batch needs,
+runs `price_event` in order over a `MemoryBook`, and stores results and state changes in one
+transaction keyed by each event's source position. A replayed position finds its stored result
+and is re-emitted unchanged instead of being priced again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import orjson
+from sqlalchemy import Connection, Engine, bindparam, insert, select, update
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from clearing.models.events import Filing, Reversal, Settlement
+from clearing.models.results import Invalid, Priced, Result
+from clearing.models.types import province_of
+from clearing.parse import Parsed, Rejection, parse_event
+from clearing.pricing import (
+    Accrue,
+    Accumulator,
+    AddFiling,
+    MarkReversed,
+    MemoryBook,
+    Outcome,
+    PricedEntry,
+    RecordPriced,
+    TakeId,
+    price_event,
+)
+from clearing.refdata import RefData
+from clearing.stream import state
+
+log = logging.getLogger(__name__)
+
+CLEARED = frozenset({"priced", "reversed"})
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One consumed event: its position, key, raw bytes and the publisher's headers."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    line: int | None = None
+    run: str | None = None
+    timestamp_ms: int | None = None
+
+    @property
+    def source(self) -> str:
+        return f"{self.topic}:{self.partition}:{self.offset}"
+
+
+@dataclass(frozen=True, slots=True)
+class Emit:
+    """A result to produce, and (for invalid events) the dead letter that goes with it."""
+
+    record: Record
+    status: str
+    message: bytes
+    result: dict
+    reason: str | None = None
+    event_type: str | None = None
+    replayed: bool = False
+
+
+@dataclass
+class BatchOutput:
+    emits: list[Emit] = field(default_factory=list)
+    alerts: list[dict] = field(default_factory=list)
+    attempts: int = 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Building result messages
+
+
+def result_dict(result: Result, record: Record, route: tuple[str, str] | None = None) -> dict:
+    """The result as the spec prints it, plus `line`, the event's `source` and the `run`.
+
+    Rejected results also carry `payer`/`payee` when they can be determined, so the router can
+    deliver them to both provinces.
+    """
+    out = result.model_dump(exclude_none=True)
+    if route is not None and out["status"] == "rejected":
+        out["payer"], out["payee"] = route
+    if record.line is not None:
+        out["line"] = record.line
+    out["source"] = record.source
+    if record.run is not None:
+        out["run"] = record.run
+    return out
+
+
+def rejected_route(parsed: Parsed, book: MemoryBook) -> tuple[str, str] | None:
+    """Payer and payee of a rejected event, when they are known."""
+    event = parsed.event
+    if isinstance(event, Settlement):
+        return province_of(event.home_region), province_of(event.hospital_region)
+    if isinstance(event, Reversal):
+        entry = book.priced_entry(event.settlement_id)
+        if entry is not None and entry.person_id == event.person_id:
+            return entry.result.payer, entry.result.payee
+    return None
+
+
+def make_emit(record: Record, result: dict, reason: str | None = None, kind: str | None = None):
+    return Emit(record, result["status"], orjson.dumps(result), result, reason, kind)
+
+
+def invalid_emit(record: Record, error: str) -> Emit:
+    return make_emit(record, result_dict(Invalid(error=error), record), reason=error)
+
+
+def stored_emit(record: Record, status: str, message: bytes) -> Emit:
+    result = orjson.loads(message)
+    return Emit(record, status, message, result, result.get("error"), replayed=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# The processor
+
+
+@dataclass
+class Plan:
+    """A batch priced against one read of the database: what to write if it still holds."""
+
+    stored: dict[str, tuple[str, bytes]]
+    loaded: LoadedBook
+    book: MemoryBook
+    by_source: dict[str, Emit]
+    new: list[Emit]
+    effects: list[tuple[Record, object]]
+
+    def emits(self, records: Sequence[Record]) -> list[Emit]:
+        out = []
+        for record in records:
+            if record.source in self.stored:
+                status, message = self.stored[record.source]
+                out.append(stored_emit(record, status, message))
+            else:
+                out.append(self.by_source[record.source])
+        return out
+
+
+@dataclass
+class BatchProcessor:
+    """Prices batches against the database; one per worker, called from one thread.
+
+    Optimistic: the batch is read and priced without the write lock, then the write
+    transaction reads the same rows again (locked) and writes the plan only if they are
+    unchanged; otherwise it prices the batch again under the lock. Workers of different
+    partitions thus parse and price in parallel and serialise only their writes.
+    """
+
+    engine: Engine
+    refdata: Callable[[], RefData]
+    # Records cleared results in the ledger inside the batch's transaction; returns alerts.
+    ledger: Callable[[Connection, list[dict]], list[dict]] | None = None
+    max_attempts: int = 20
+    reader: Engine | None = None
+
+    def __post_init__(self) -> None:
+        if self.reader is None:
+            self.reader = state.read_engine(self.engine)
+
+    def process(self, records: Sequence[Record]) -> BatchOutput:
+        """Results for every record, in order; retries a batch that raced another."""
+        parsed = [parse_event(r.value) for r in records]
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                with self.reader.connect() as conn:
+                    plan = self._price(records, parsed, *self._read(conn, records, parsed, False))
+                with self.engine.begin() as conn:
+                    stored, loaded = self._read(conn, records, parsed, True)
+                    if stored.keys() != plan.stored.keys() or loaded.book != plan.loaded.book:
+                        plan = self._price(records, parsed, stored, loaded)
+                    write_batch(conn, plan.loaded, plan.book, plan.new, plan.effects)
+                    alerts = []
+                    if self.ledger is not None:
+                        cleared = [e.result for e in plan.new if e.status in CLEARED]
+                        alerts = self.ledger(conn, cleared)
+                return BatchOutput(plan.emits(records), alerts, attempt)
+            except IntegrityError as exc:
+                if attempt == self.max_attempts:
+                    raise
+                log.info("batch of %d raced another (%s); redoing it", len(records), exc)
+                time.sleep(min(0.5, 0.01 * attempt))
+            except DBAPIError as exc:
+                if not _is_conflict(exc) or attempt == self.max_attempts:
+                    raise
+                log.info("batch of %d hit a lock conflict; redoing it", len(records))
+                time.sleep(min(0.5, 0.01 * attempt))
+        raise RuntimeError(f"batch of {len(records)} still conflicting after retries")
+
+    @staticmethod
+    def _read(
+        conn: Connection,
+        records: Sequence[Record],
+        parsed: Sequence[Parsed | Rejection],
+        lock: bool,
+    ) -> tuple[dict[str, tuple[str, bytes]], LoadedBook]:
+        stored = load_stored(conn, [r.source for r in records])
+        events = [
+            p
+            for record, p in zip(records, parsed, strict=True)
+            if record.source not in stored and isinstance(p, Parsed)
+        ]
+        return stored, load_book(conn, events, lock)
+
+    def _price(
+        self,
+        records: Sequence[Record],
+        parsed: Sequence[Parsed | Rejection],
+        stored: dict[str, tuple[str, bytes]],
+        loaded: LoadedBook,
+    ) -> Plan:
+        fresh = [
+            (record, p)
+            for record, p in zip(records, parsed, strict=True)
+            if record.source not in stored
+        ]
+        book = copy_book(loaded.book)
+        refdata = self.refdata()
+        by_source: dict[str, Emit] = {}
+        effects: list[tuple[Record, object]] = []
+        for record, p in fresh:
+            if isinstance(p, Rejection):
+                by_source[record.source] = invalid_emit(record, p.error)
+                continue
+            try:
+                outcome: Outcome = price_event(p.event, p.fingerprint, refdata, book)
+                route = rejected_route(p, book) if outcome.result.status == "rejected" else None
+                book.apply(outcome.effects)
+            except Exception as exc:  # a bug must not stop the stream: dead-letter the event
+                log.exception("event at %s could not be priced", record.source)
+                by_source[record.source] = invalid_emit(record, f"could not be processed: {exc!r}")
+                continue
+            effects.extend((record, e) for e in outcome.effects)
+            result = result_dict(outcome.result, record, route)
+            by_source[record.source] = make_emit(record, result, kind=p.event.type)
+        new = [by_source[r.source] for r, _ in fresh]
+        return Plan(stored, loaded, book, by_source, new, effects)
+
+
+def _is_conflict(exc: DBAPIError) -> bool:
+    """Deadlocks, serialization failures and busy databases: worth redoing the batch."""
+    text = str(exc.orig).lower()
+    return any(s in text for s in ("deadlock", "could not serialize", "database is locked"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading the book
+
+
+def load_stored(conn: Connection, sources: Sequence[str]) -> dict[str, tuple[str, bytes]]:
+    t = state.results
+    found: dict[str, tuple[str, bytes]] = {}
+    for part in state.chunks(sources):
+        rows = conn.execute(select(t.c.source, t.c.status, t.c.message).where(t.c.source.in_(part)))
+        for source, status, message in rows:
+            found[source] = (status, bytes(message))
+    return found
+
+
+@dataclass
+class LoadedBook:
+    """The book a batch starts from, and what of it already existed in the database."""
+
+    book: MemoryBook
+    accumulator_keys: set[tuple[str, int, str]]
+    priced_ids: set[str]
+    reversed_ids: set[str]
+
+
+def copy_book(book: MemoryBook) -> MemoryBook:
+    """A copy pricing may change while the original stays as read (its values are immutable)."""
+    return MemoryBook(
+        dict(book.fingerprints),
+        {person: list(filings) for person, filings in book.filings.items()},
+        dict(book.accumulators),
+        dict(book.priced),
+    )
+
+
+def load_book(conn: Connection, events: Sequence[Parsed], lock: bool = True) -> LoadedBook:
+    """Filings, accumulators, taken ids and priced settlements the events can touch.
+
+    Accumulator and priced rows are read `FOR UPDATE` (PostgreSQL): a concurrent batch on the
+    same rows waits, then reads what this one wrote. New rows collide on their primary keys.
+    """
+    persons: set[str] = set()
+    filers: set[str] = set()
+    keys: set[str] = set()
+    targets: set[str] = set()
+    for p in events:
+        e = p.event
+        if isinstance(e, Settlement):
+            persons.add(e.person_id)
+            filers.add(e.person_id)
+            keys.add(f"S:{e.settlement_id}")
+        elif isinstance(e, Reversal):
+            persons.add(e.person_id)
+            keys.add(f"R:{e.reversal_id}")
+            targets.add(e.settlement_id)
+    book = MemoryBook()
+    t = state.ids
+    for part in state.chunks(sorted(keys)):
+        for key, fp in conn.execute(select(t.c.key, t.c.fingerprint).where(t.c.key.in_(part))):
+            book.fingerprints[key] = fp
+    t = state.filings
+    for part in state.chunks(sorted(filers)):
+        rows = conn.execute(select(t.c.person_id, t.c.filing).where(t.c.person_id.in_(part)))
+        for person, raw in rows:
+            book.filings.setdefault(person, []).append(Filing.model_validate_json(raw))
+    t = state.accumulators
+    for part in state.chunks(sorted(persons)):
+        query = (
+            select(t.c.person_id, t.c.year, t.c.kind, t.c.fund_paid, t.c.deductible_used)
+            .where(t.c.person_id.in_(part))
+            .order_by(t.c.person_id, t.c.year, t.c.kind)
+        )
+        if lock:
+            query = query.with_for_update()
+        for person, year, kind, fund, deductible in conn.execute(query):
+            book.accumulators[(person, year, kind)] = Accumulator(fund, deductible)
+    t = state.priced
+    reversed_ids: set[str] = set()
+    for part in state.chunks(sorted(targets)):
+        query = (
+            select(t.c.settlement_id, t.c.person_id, t.c.year, t.c.kind, t.c.result, t.c.reversed)
+            .where(t.c.settlement_id.in_(part))
+            .order_by(t.c.settlement_id)
+        )
+        if lock:
+            query = query.with_for_update()
+        for sid, person, year, kind, raw, was_reversed in conn.execute(query):
+            result = Priced.model_validate_json(raw)
+            book.priced[sid] = PricedEntry(person, year, kind, result, bool(was_reversed))
+            if was_reversed:
+                reversed_ids.add(sid)
+    return LoadedBook(book, set(book.accumulators), set(book.priced), reversed_ids)
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing the batch
+
+
+def write_batch(
+    conn: Connection,
+    loaded: LoadedBook,
+    book: MemoryBook,
+    emits: Sequence[Emit],
+    effects: Sequence[tuple[Record, object]],
+) -> None:
+    """Results by source position plus the state changes, as bulk statements."""
+    if emits:
+        conn.execute(
+            insert(state.results),
+            [{"source": e.record.source, "status": e.status, "message": e.message} for e in emits],
+        )
+    taken, new_filings, touched, new_priced, newly_reversed = [], [], set(), set(), set()
+    for record, effect in effects:
+        match effect:
+            case TakeId(key, fp):
+                taken.append({"key": key, "fingerprint": fp, "source": record.source})
+            case AddFiling(filing):
+                new_filings.append(
+                    {
+                        "source": record.source,
+                        "person_id": filing.person_id,
+                        "filing": filing.model_dump_json().encode(),
+                    }
+                )
+            case Accrue(person_id, year, kind):
+                touched.add((person_id, year, kind))
+            case RecordPriced(settlement_id):
+                new_priced.add(settlement_id)
+            case MarkReversed(settlement_id):
+                newly_reversed.add(settlement_id)
+    if taken:
+        conn.execute(insert(state.ids), taken)
+    if new_filings:
+        conn.execute(insert(state.filings), new_filings)
+    write_accumulators(conn, loaded, book, touched)
+    write_priced(conn, loaded, book, new_priced, newly_reversed)
+
+
+def write_accumulators(
+    conn: Connection, loaded: LoadedBook, book: MemoryBook, touched: set[tuple[str, int, str]]
+) -> None:
+    t = state.accumulators
+    rows = [
+        {
+            "p": person,
+            "y": year,
+            "k": kind,
+            "fund_paid": book.accumulators[(person, year, kind)].fund_paid,
+            "deductible_used": book.accumulators[(person, year, kind)].deductible_used,
+        }
+        for person, year, kind in sorted(touched)
+    ]
+    old = [r for r in rows if (r["p"], r["y"], r["k"]) in loaded.accumulator_keys]
+    new = [r for r in rows if (r["p"], r["y"], r["k"]) not in loaded.accumulator_keys]
+    if old:
+        conn.execute(
+            update(t)
+            .where(t.c.person_id == bindparam("p"), t.c.year == bindparam("y"))
+            .where(t.c.kind == bindparam("k"))
+            .values(fund_paid=bindparam("fund_paid"), deductible_used=bindparam("deductible_used")),
+            old,
+        )
+    if new:
+        conn.execute(
+            insert(t),
+            [
+                {
+                    "person_id": r["p"],
+                    "year": r["y"],
+                    "kind": r["k"],
+                    "fund_paid": r["fund_paid"],
+                    "deductible_used": r["deductible_used"],
+                }
+                for r in new
+            ],
+        )
+
+
+def write_priced(
+    conn: Connection,
+    loaded: LoadedBook,
+    book: MemoryBook,
+    new_priced: set[str],
+    newly_reversed: set[str],
+) -> None:
+    t = state.priced
+    if new_priced:
+        rows = []
+        for sid in sorted(new_priced):
+            entry = book.priced[sid]
+            rows.append(
+                {
+                    "settlement_id": sid,
+                    "person_id": entry.person_id,
+                    "year": entry.year,
+                    "kind": entry.kind,
+                    "result": entry.result.model_dump_json().encode(),
+                    "reversed": entry.reversed,
+                }
+            )
+        conn.execute(insert(t), rows)
+    existing = sorted(newly_reversed - new_priced)
+    if existing:
+        conn.execute(
+            update(t).where(t.c.settlement_id == bindparam("sid")).values(reversed=True),
+            [{"sid": sid} for sid in existing],
+        )

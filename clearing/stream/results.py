@@ -1,0 +1,46 @@
+"""What the stream adds to a spec result, and who receives it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from clearing.topics import PROVINCES
+
+# Fields the stream adds to every result: where the event was read, and the publisher's run.
+STREAM_FIELDS = ("source", "run")
+ROUTED = frozenset({"priced", "reversed", "rejected"})
+
+
+def spec_view(result: Mapping) -> dict:
+    """The result exactly as `clearing price` prints it (spec fields and `line`)."""
+    out = {k: v for k, v in result.items() if k not in STREAM_FIELDS}
+    if out.get("status") == "rejected":
+        out.pop("payer", None)
+        out.pop("payee", None)
+    return out
+
+
+def recipients(result: Mapping) -> tuple[str, ...]:
+    """The provinces whose feeds get this result: home and hospital province, no other.
+
+    Only priced, reversed and rejected results are delivered, and a rejected one only when its
+    payer and payee could be determined. A code that is no province of ours (a rejected event
+    from outside the mainland's 31) has no feed.
+    """
+    if result.get("status") not in ROUTED:
+        return ()
+    payer, payee = result.get("payer"), result.get("payee")
+    if not (isinstance(payer, str) and isinstance(payee, str)):
+        return ()
+    return tuple(p for p in dict.fromkeys((payer, payee)) if p in _FEEDS)
+
+
+_FEEDS = frozenset(PROVINCES)
+
+
+def result_key(result: Mapping) -> str:
+    """What identifies a result across replays: the event's source position, else its line."""
+    source = result.get("source")
+    if isinstance(source, str):
+        return source
+    return f"line:{result.get('line')}"

@@ -1,0 +1,146 @@
+"""The stream's pricing state in the database, not in faust tables.
+
+Tables (all keyed on business ids, so every write is idempotent or fails loudly):
+
+- `stream_results`: the result of every consumed event, keyed by its SOURCE position
+  (`topic:partition:offset`). A replayed offset finds its stored result and re-emits it.
+- `stream_ids`: settlement and reversal ids taken (`S:<sid>`/`R:<rid>`) with the fingerprint of
+  the event that took them; the unique key makes two batches racing on one id collide.
+- `stream_filings`: filings, keyed by their source position.
+- `stream_accumulators`: per (person, year, kind); read `FOR UPDATE` by the batch that changes it.
+- `stream_priced`: priced settlements a reversal may cancel, with the `reversed` flag.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Engine,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    create_engine,
+    event,
+)
+
+metadata = MetaData()
+
+results = Table(
+    "stream_results",
+    metadata,
+    Column("source", String(300), primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("message", LargeBinary, nullable=False),
+)
+
+ids = Table(
+    "stream_ids",
+    metadata,
+    Column("key", String(70), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("source", String(300), nullable=False),
+)
+
+filings = Table(
+    "stream_filings",
+    metadata,
+    Column("source", String(300), primary_key=True),
+    Column("person_id", String(64), nullable=False, index=True),
+    Column("filing", LargeBinary, nullable=False),
+)
+
+accumulators = Table(
+    "stream_accumulators",
+    metadata,
+    Column("person_id", String(64), primary_key=True),
+    Column("year", Integer, primary_key=True),
+    Column("kind", String(16), primary_key=True),
+    Column("fund_paid", BigInteger, nullable=False),
+    Column("deductible_used", BigInteger, nullable=False),
+)
+
+priced = Table(
+    "stream_priced",
+    metadata,
+    Column("settlement_id", String(64), primary_key=True),
+    Column("person_id", String(64), nullable=False),
+    Column("year", Integer, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("result", LargeBinary, nullable=False),
+    Column("reversed", Boolean, nullable=False),
+)
+
+
+def default_url() -> str:
+    """`CLEARING_DB_URL`, else the ledger's SQLite file under `CLEARING_HOME`."""
+    url = os.environ.get("CLEARING_DB_URL")
+    if url:
+        return url
+    home = Path(os.environ.get("CLEARING_HOME") or Path.home() / ".local/share/clearing")
+    home.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{home / 'ledger.sqlite'}"
+
+
+def make_engine(url: str | None = None) -> Engine:
+    """An engine for the stream's tables; SQLite gets WAL and write-locking transactions."""
+    url = url or default_url()
+    if not url.startswith("sqlite"):
+        return create_engine(url, pool_pre_ping=True)
+    engine = create_engine(url, connect_args={"timeout": 60, "isolation_level": None})
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_connection, _record) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA busy_timeout=60000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin_immediate(connection) -> None:
+        # Take the write lock up front: two workers that both read then write would otherwise
+        # deadlock on the lock upgrade (SQLITE_BUSY without waiting).
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def read_engine(engine: Engine) -> Engine:
+    """An engine for reads that take no lock: for SQLite a second engine on the same file in
+    autocommit (no `BEGIN IMMEDIATE`); elsewhere the engine itself."""
+    url = engine.url
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return engine
+    reader = create_engine(url, connect_args={"timeout": 60, "isolation_level": None})
+
+    @event.listens_for(reader, "connect")
+    def _pragmas(dbapi_connection, _record) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA busy_timeout=60000")
+        cursor.close()
+
+    return reader
+
+
+def create_tables(engine: Engine) -> None:
+    metadata.create_all(engine, checkfirst=True)
+
+
+def chunks(values: Iterable, size: int = 500) -> Iterable[list]:
+    """Slices of at most `size`, to stay under every database's bound-parameter limit."""
+    batch: list = []
+    for value in values:
+        batch.append(value)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

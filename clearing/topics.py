@@ -1,0 +1,159 @@
+"""The clearinghouse's Kafka topics: explicit names under one configurable prefix.
+
+Every topic is created up front by `ensure_topics`: the broker does not create topics on first
+use, and a topic created with the wrong partition count cannot be fixed without losing order.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass, field
+
+DEFAULT_PREFIX = "clearing"
+EVENTS_PARTITIONS = 6
+REFDATA_PARTITIONS = 1
+
+# The 31 provincial-level divisions of the mainland (GB/T 2260), each with its own feed.
+PROVINCES = (
+    "110000", "120000", "130000", "140000", "150000",
+    "210000", "220000", "230000",
+    "310000", "320000", "330000", "340000", "350000", "360000", "370000",
+    "410000", "420000", "430000", "440000", "450000", "460000",
+    "500000", "510000", "520000", "530000", "540000",
+    "610000", "620000", "630000", "640000", "650000",
+)  # fmt: skip
+
+
+def prefix_from_env() -> str:
+    return os.environ.get("CLEARING_TOPIC_PREFIX") or DEFAULT_PREFIX
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int = 1
+    configs: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Topics:
+    """The names of every topic under one prefix."""
+
+    prefix: str = DEFAULT_PREFIX
+
+    @classmethod
+    def from_env(cls) -> Topics:
+        return cls(prefix_from_env())
+
+    @property
+    def events(self) -> str:
+        """Inbound events, keyed by person_id: one person's events stay in one partition."""
+        return f"{self.prefix}.events"
+
+    @property
+    def refdata(self) -> str:
+        """Compacted: the latest policy/catalog document per `policy:...`/`catalog:...` key."""
+        return f"{self.prefix}.refdata"
+
+    @property
+    def results(self) -> str:
+        """One result per event, keyed like the event."""
+        return f"{self.prefix}.results"
+
+    @property
+    def deadletter(self) -> str:
+        """Raw bytes of events that could not be processed, with reason and source in headers."""
+        return f"{self.prefix}.deadletter"
+
+    @property
+    def clearing(self) -> str:
+        """Statements, reconciliation batches and alerts."""
+        return f"{self.prefix}.clearing"
+
+    def feed(self, province: str) -> str:
+        """What one province receives: results it pays or is paid for, its statements, alerts."""
+        return f"{self.prefix}.feed.{province}"
+
+    def feeds(self) -> list[str]:
+        return [self.feed(p) for p in PROVINCES]
+
+    def specs(self) -> list[TopicSpec]:
+        return [
+            TopicSpec(self.events, EVENTS_PARTITIONS),
+            TopicSpec(
+                self.refdata,
+                REFDATA_PARTITIONS,
+                {"cleanup.policy": "compact", "min.cleanable.dirty.ratio": "0.1"},
+            ),
+            TopicSpec(self.results, EVENTS_PARTITIONS),
+            TopicSpec(self.deadletter, 1),
+            TopicSpec(self.clearing, 1),
+            *(TopicSpec(name, 1) for name in self.feeds()),
+        ]
+
+    def all(self) -> list[str]:
+        return [spec.name for spec in self.specs()]
+
+
+def refdata_key(document: object) -> str:
+    """`policy:<region>:<scheme>:<year>` or `catalog:<province>:<year>` of a parsed document."""
+    if hasattr(document, "province"):
+        return f"catalog:{document.province}:{document.year}"
+    return f"policy:{document.region}:{document.scheme}:{document.year}"
+
+
+def admin_client(bootstrap: str, client_id: str = "clearing-admin"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from kafka import KafkaAdminClient
+    return KafkaAdminClient(bootstrap_servers=bootstrap, client_id=client_id)
+
+
+def ensure_topics(bootstrap: str, prefix: str = DEFAULT_PREFIX) -> list[str]:
+    """Creates whichever of the prefix's topics are missing; returns the names it created.
+
+    Idempotent: existing topics are left as they are (a partition-count mismatch is reported,
+    not "fixed", since adding partitions would reorder keyed events).
+    """
+    topics = Topics(prefix)
+    admin = admin_client(bootstrap)
+    try:
+        existing = set(admin.list_topics())
+        missing = {
+            spec.name: {
+                "num_partitions": spec.partitions,
+                "replication_factor": 1,
+                "configs": spec.configs,
+            }
+            for spec in topics.specs()
+            if spec.name not in existing
+        }
+        if missing:
+            admin.create_topics(missing, raise_errors=False, wait_for_metadata=True)
+        check_partitions(admin, topics)
+        return sorted(missing)
+    finally:
+        admin.close()
+
+
+def check_partitions(admin, topics: Topics) -> None:
+    wanted = {spec.name: spec.partitions for spec in topics.specs()}
+    for description in admin.describe_topics(list(wanted)):
+        name = description.get("name") or description.get("topic")
+        if description.get("error_code"):
+            raise RuntimeError(f"topic {name}: error code {description['error_code']}")
+        found = len(description["partitions"])
+        if found != wanted[name]:
+            raise RuntimeError(f"topic {name} has {found} partitions, expected {wanted[name]}")
+
+
+def delete_topics(bootstrap: str, prefix: str) -> None:
+    """Best-effort removal of a prefix's topics (tests and throwaway runs)."""
+    admin = admin_client(bootstrap)
+    try:
+        names = [n for n in admin.list_topics() if n in set(Topics(prefix).all())]
+        if names:
+            admin.delete_topics(names, raise_errors=False)
+    finally:
+        admin.close()
