@@ -253,7 +253,7 @@ def test_worker_killed_mid_stream_loses_nothing_and_counts_nothing_twice(
             assert copies.setdefault(line, record.value) == record.value
 
         want = offline_statements(expected)
-        statements = ledger_link.issue_statements(db_url, list(want), [])
+        statements = ledger_link.issue_statements(db_url, list(want))
         for period, statement in want.items():
             assert_same_statement(statements[period], statement)
     finally:

@@ -203,7 +203,7 @@ def test_batches_with_the_ledger_clear_like_offline_and_replays_count_once(db_ur
     for n, raw in enumerate(lines, start=1):
         offline.append({**pricer.process(raw).model_dump(exclude_none=True), "line": n})
     periods = sorted({r["period"] for r in offline if r["status"] in ("priced", "reversed")})
-    statements = ledger_link.issue_statements(url, periods, [])
+    statements = ledger_link.issue_statements(url, periods)
     for period in periods:
         want = build_statement(period, [r for r in offline if r.get("period") == period])
         assert statements[period]["obligations"] == want["obligations"]

@@ -246,6 +246,9 @@ class BatchProcessor:
                 continue
             effects.extend((record, e) for e in outcome.effects)
             result = result_dict(outcome.result, record, route)
+            if result["status"] in CLEARED:
+                # The ledger's daily per-hospital batch is by the day of settlement.
+                result["settled_at"] = p.event.settled_at
             by_source[record.source] = make_emit(record, result, kind=p.event.type)
         new = [by_source[r.source] for r, _ in fresh]
         return Plan(stored, loaded, book, by_source, new, effects)

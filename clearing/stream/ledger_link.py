@@ -11,22 +11,13 @@ from collections.abc import Sequence
 
 from sqlalchemy import Connection, Engine
 
+from clearing.ledger import store
 from clearing.stream import state
-
-
-def ledger_store():
-    """`clearing.ledger.store`, or None where the ledger is not installed."""
-    try:
-        from clearing.ledger import store
-    except ImportError:
-        return None
-    return store
 
 
 def open_database(url: str | None = None) -> Engine:
     """The ledger's engine (migrated to its newest schema), with the stream's tables created."""
-    store = ledger_store()
-    engine = state.make_engine(url) if store is None else store.shared_ledger(url).engine
+    engine = store.shared_ledger(url).engine
     state.create_tables(engine)
     return engine
 
@@ -34,27 +25,16 @@ def open_database(url: str | None = None) -> Engine:
 def record_results(conn: Connection, results: Sequence[dict]) -> list[dict]:
     """Records priced and reversed results in the caller's transaction; returns the prepayment
     alerts they raised. Idempotent per business key (S:<sid>/R:<rid>) and content hash."""
-    store = ledger_store()
-    if store is None or not results:
+    if not results:
         return []
     return store.alerts_of(store.record(conn, list(results)))
 
 
-def issue_statements(url: str, periods: Sequence[str], results: Sequence[dict]) -> dict[str, dict]:
+def issue_statements(url: str, periods: Sequence[str]) -> dict[str, dict]:
     """Closes and issues each period (oldest first) through the ledger; the statements.
 
-    Without a ledger the statement is netted from the given results with the same
-    `build_statement` the ledger uses.
     """
-    store = ledger_store()
     statements: dict[str, dict] = {}
-    if store is None:
-        from clearing.netting import build_statement
-
-        for period in sorted(periods):
-            cleared = [r for r in results if r.get("period") == period]
-            statements[period] = build_statement(period, cleared)
-        return statements
     ledger = store.Ledger(url)
     try:
         for period in sorted(periods):

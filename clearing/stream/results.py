@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from clearing.topics import PROVINCES
 
 # Fields the stream adds to every result: where the event was read, and the publisher's run.
-STREAM_FIELDS = ("source", "run")
+STREAM_FIELDS = ("source", "run", "settled_at")
 ROUTED = frozenset({"priced", "reversed", "rejected"})
 
 

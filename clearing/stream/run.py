@@ -190,7 +190,7 @@ def close_periods(
 ) -> dict[str, dict]:
     """Closes and issues every period with cleared results; publishes the statements."""
     periods = sorted({r["period"] for r in results if r.get("status") in ("priced", "reversed")})
-    statements = ledger_link.issue_statements(db_url, periods, results)
+    statements = ledger_link.issue_statements(db_url, periods)
     publish_statements(bootstrap, topics, statements.values())
     return statements
 
