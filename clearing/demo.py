@@ -13,29 +13,10 @@ from pathlib import Path
 
 import orjson
 
-PROVINCE_NAMES = {
-    "110000": "Beijing", "120000": "Tianjin", "130000": "Hebei", "140000": "Shanxi",
-    "150000": "Inner Mongolia", "210000": "Liaoning", "220000": "Jilin",
-    "230000": "Heilongjiang", "310000": "Shanghai", "320000": "Jiangsu", "330000": "Zhejiang",
-    "340000": "Anhui", "350000": "Fujian", "360000": "Jiangxi", "370000": "Shandong",
-    "410000": "Henan", "420000": "Hubei", "430000": "Hunan", "440000": "Guangdong",
-    "450000": "Guangxi", "460000": "Hainan", "500000": "Chongqing", "510000": "Sichuan",
-    "520000": "Guizhou", "530000": "Yunnan", "540000": "Tibet", "610000": "Shaanxi",
-    "620000": "Gansu", "630000": "Qinghai", "640000": "Ningxia", "650000": "Xinjiang",
-}  # fmt: skip
+from clearing.money import yuan
+from clearing.provinces import english as name
 
 DASHBOARD = "http://127.0.0.1:{port}/"
-
-
-def yuan(fen: int) -> str:
-    """Exact yuan with thousands separators: 123456789 fen -> '1,234,567.89'."""
-    sign = "-" if fen < 0 else ""
-    whole, cents = divmod(abs(fen), 100)
-    return f"{sign}{whole:,}.{cents:02d}"
-
-
-def name(province: str) -> str:
-    return f"{PROVINCE_NAMES.get(province, province)} ({province})"
 
 
 def describe(statement: dict, top: int = 10) -> list[str]:

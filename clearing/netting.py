@@ -10,7 +10,6 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-AMOUNT_FIELDS = ("total_fen", "fund_pay_fen", "personal_pay_fen")
 CLEARED_STATUSES = frozenset({"priced", "reversed"})
 
 

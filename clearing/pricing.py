@@ -16,6 +16,7 @@ from typing import Protocol
 from clearing.models.events import Event, Filing, Reversal, Settlement
 from clearing.models.refdata import AnnualBlock, InpatientBlock, Policy
 from clearing.models.results import (
+    AMOUNT_FIELDS,
     Duplicate,
     Filed,
     Priced,
@@ -324,7 +325,7 @@ def reverse_settlement(r: Reversal, fingerprint: str, book: Book) -> Outcome:
         payer=original.payer,
         payee=original.payee,
         hospital_id=original.hospital_id,
-        **{name: -getattr(original, name) for name in REVERSED_AMOUNTS},
+        **{name: -getattr(original, name) for name in AMOUNT_FIELDS},
     )
     annual = entry.kind != "inpatient"
     return Outcome(
@@ -341,17 +342,6 @@ def reverse_settlement(r: Reversal, fingerprint: str, book: Book) -> Outcome:
             MarkReversed(r.settlement_id),
         ),
     )
-
-
-REVERSED_AMOUNTS = (
-    "total_fen",
-    "self_pay_fen",
-    "pre_self_pay_fen",
-    "eligible_fen",
-    "deductible_fen",
-    "fund_pay_fen",
-    "personal_pay_fen",
-)
 
 
 def _rejected_reversal(r: Reversal, reason: str) -> Rejected:

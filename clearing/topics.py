@@ -10,19 +10,12 @@ import os
 import warnings
 from dataclasses import dataclass, field
 
+from clearing.provinces import PROVINCES
+
 DEFAULT_PREFIX = "clearing"
 EVENTS_PARTITIONS = 6
 REFDATA_PARTITIONS = 1
 
-# The 31 provincial-level divisions of the mainland (GB/T 2260), each with its own feed.
-PROVINCES = (
-    "110000", "120000", "130000", "140000", "150000",
-    "210000", "220000", "230000",
-    "310000", "320000", "330000", "340000", "350000", "360000", "370000",
-    "410000", "420000", "430000", "440000", "450000", "460000",
-    "500000", "510000", "520000", "530000", "540000",
-    "610000", "620000", "630000", "640000", "650000",
-)  # fmt: skip
 
 
 def prefix_from_env() -> str:

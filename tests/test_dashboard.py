@@ -21,8 +21,9 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import insert, select
 
+from clearing import provinces
 from clearing.api.tables import make_engine
-from clearing.dashboard import DashboardConfig, collectors, operators, provinces
+from clearing.dashboard import DashboardConfig, collectors, operators
 from clearing.dashboard import cli as dashboard_cli
 from clearing.dashboard.history import quantile
 from clearing.dashboard.lag import PartitionLag

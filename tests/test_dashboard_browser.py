@@ -30,7 +30,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from test_dashboard_grafana import metric_names, panels
 
 from clearing.dashboard.money import yuan
-from clearing.dashboard.provinces import label
+from clearing.provinces import label
 from clearing.stream.run import RunConfig, run
 from clearing.stream.workers import free_port
 

@@ -18,8 +18,9 @@ from typing import Any
 import orjson
 from sqlalchemy import Engine, select
 
+from clearing import provinces
 from clearing.api.tables import make_engine
-from clearing.dashboard import operators, provinces, queries
+from clearing.dashboard import operators, queries
 from clearing.dashboard.cache import Cached
 from clearing.dashboard.config import DashboardConfig
 from clearing.dashboard.history import History, take

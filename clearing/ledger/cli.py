@@ -24,6 +24,7 @@ from clearing.ledger import db, prepayment, reconcile
 from clearing.ledger.errors import LedgerError, LedgerInputError
 from clearing.ledger.periods import PeriodInfo
 from clearing.ledger.store import Ledger
+from clearing.money import yuan
 from clearing.offline import open_input, period_arg, read_results
 
 Handler = Callable[[argparse.Namespace], int]
@@ -149,12 +150,6 @@ def _command(func: Callable[[argparse.Namespace, Ledger], int]) -> Handler:
 def _print_json(value: Any) -> None:
     sys.stdout.buffer.write(orjson.dumps(value, option=orjson.OPT_INDENT_2) + b"\n")
     sys.stdout.flush()
-
-
-def yuan(fen: int) -> str:
-    """Fen as yuan with thousands separators: -1234567 -> -12,345.67."""
-    whole, cents = divmod(abs(fen), 100)
-    return f"{'-' if fen < 0 else ''}{whole:,}.{cents:02d}"
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], left: int = 1) -> str:

@@ -1,8 +1,9 @@
-"""The 31 provincial-level divisions with their names, so the page never shows a bare code."""
+"""The 31 provincial-level divisions of the mainland (GB/T 2260) and their names.
+
+Each has its own feed topic; pages, statements and summaries show the name beside the code.
+"""
 
 from __future__ import annotations
-
-from clearing.topics import PROVINCES
 
 # code -> (Chinese short name, English name), GB/T 2260 order.
 NAMES: dict[str, tuple[str, str]] = {
@@ -39,13 +40,19 @@ NAMES: dict[str, tuple[str, str]] = {
     "650000": ("新疆", "Xinjiang"),
 }
 
-assert tuple(NAMES) == PROVINCES, "province names out of step with clearing.topics.PROVINCES"
+PROVINCES: tuple[str, ...] = tuple(NAMES)
 
 
 def label(code: str) -> str:
     """`北京 Beijing 110000`; an unknown code is shown as it is."""
     names = NAMES.get(code)
     return f"{names[0]} {names[1]} {code}" if names else code
+
+
+def english(code: str) -> str:
+    """`Beijing (110000)`; an unknown code is shown as it is."""
+    names = NAMES.get(code)
+    return f"{names[1]} ({code})" if names else code
 
 
 def as_json() -> list[dict[str, str]]:
