@@ -42,12 +42,16 @@ def render(schema: dict) -> str:
 
 
 def write(directory: Path) -> list[Path]:
+    """Every event, reference-data and result schema, and the submission API's OpenAPI."""
+    from clearing.api import openapi
+
     directory.mkdir(parents=True, exist_ok=True)
     written = []
     for name, schema in generate().items():
         path = directory / f"{name}.schema.json"
         path.write_text(render(schema), encoding="utf-8")
         written.append(path)
+    written.append(openapi.write(directory / "openapi.json"))
     return written
 
 
@@ -58,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("schemas", help="write the published JSON Schemas")
+    parser = subparsers.add_parser(
+        "schemas", help="write the published JSON Schemas and the API's OpenAPI document"
+    )
     parser.add_argument("--out", type=Path, default=Path("schemas"), help="output folder")
     parser.set_defaults(func=run)

@@ -75,12 +75,3 @@ def test_revoke_and_list(db_url, capsys) -> None:
 def test_hospital_ids_follow_the_id_syntax(db_url, capsys) -> None:
     assert run(["hospital", "--db-url", db_url, "add", "H 1"]) == 1
     assert "must match" in capsys.readouterr().err
-
-
-def test_openapi_command_writes_the_document(tmp_path, capsys) -> None:
-    from clearing.api.openapi import generate
-    from clearing.schemas import render
-
-    out = tmp_path / "openapi.json"
-    assert run(["openapi", "--out", str(out)]) == 0
-    assert out.read_text(encoding="utf-8") == render(generate())

@@ -27,3 +27,14 @@ def test_schemas_carry_the_syntax_rules():
     assert "pattern" in props["settled_at"]
     assert props["hospital_level"]["maximum"] == 3
     assert set(settlement["required"]) >= {"settlement_id", "items", "settled_at"}
+
+
+def test_schemas_command_writes_every_schema_and_the_openapi_document(tmp_path):
+    from clearing.api.openapi import generate as generate_openapi
+    from clearing.cli import main
+
+    assert main(["schemas", "--out", str(tmp_path)]) == 0
+    for name, schema in generate().items():
+        assert (tmp_path / f"{name}.schema.json").read_text(encoding="utf-8") == render(schema)
+    openapi = (tmp_path / "openapi.json").read_text(encoding="utf-8")
+    assert openapi == render(generate_openapi())

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from clearing.api import credentials
 from clearing.api.tables import create_tables, make_engine
-
-DEFAULT_OPENAPI = Path("schemas") / "openapi.json"
 
 
 def _engine(args: argparse.Namespace):
@@ -58,13 +55,6 @@ def show(args: argparse.Namespace) -> int:
     return 0
 
 
-def openapi(args: argparse.Namespace) -> int:
-    from clearing.api.openapi import write
-
-    print(write(args.out))
-    return 0
-
-
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("hospital", help="hospitals' API credentials")
     parser.add_argument(
@@ -81,6 +71,3 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     listing = commands.add_parser("list", help="hospitals with a token, and since when")
     listing.set_defaults(func=show)
 
-    document = subparsers.add_parser("openapi", help="write the API's OpenAPI document")
-    document.add_argument("--out", type=Path, default=DEFAULT_OPENAPI, help="output file")
-    document.set_defaults(func=openapi)
