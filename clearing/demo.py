@@ -65,9 +65,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=1, help="stream worker processes")
     parser.add_argument("--web-port", type=int, default=6066, help="first worker's web port")
     parser.add_argument(
-        "--serve", action="store_true", help="keep the workers (and dashboard) up until Ctrl-C"
+        "--serve",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="keep the workers and the dashboard up until Ctrl-C "
+        "(default: when run from a terminal)",
     )
     args = parser.parse_args(argv)
+    if args.serve is None:
+        args.serve = sys.stdin.isatty() and sys.stdout.isatty()
 
     from clearing.simulate import generate_bundle
     from clearing.stream.collect import Stalled
@@ -112,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
             for worker in summary.workers:
                 worker.stop()
     else:
-        print(f"demo: the dashboard is at {dashboard} while workers run (`--serve` keeps them up)")
+        print(f"demo: workers stopped; `python -m clearing.demo --serve` keeps the dashboard up at "
+              f"{dashboard}")
     return 0
 
 
