@@ -7,7 +7,6 @@ SHELL := bash
 
 VENV := .venv
 PY := $(VENV)/bin/python
-CASES ?= ../shared/cases
 PYTEST_ARGS ?=
 
 .PHONY: help setup services demo test lint bench
@@ -26,14 +25,7 @@ services:
 
 demo: setup
 	deploy/kafka.sh start
-	@if [ -f clearing/demo.py ]; then \
-		$(PY) -m clearing.demo; \
-	else \
-		mkdir -p out; \
-		$(VENV)/bin/clearing price --refdata $(CASES)/refdata $(CASES)/events.jsonl \
-			> out/priced.jsonl; \
-		echo "demo: priced $(CASES)/events.jsonl into out/priced.jsonl"; \
-	fi
+	$(PY) -m clearing.demo
 
 test:
 	deploy/setup.sh --test
