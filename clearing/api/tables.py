@@ -17,11 +17,9 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
-    create_engine,
-    event,
-    make_url,
 )
 
+from clearing.ledger import db
 from clearing.stream import state
 
 metadata = MetaData()
@@ -51,21 +49,7 @@ def make_engine(url: str | None = None) -> Engine:
     SQLite runs in autocommit: a read takes no write lock, so it never waits behind a worker's
     batch transaction (the stream's engine begins every transaction IMMEDIATE).
     """
-    parsed = make_url(url or state.default_url())
-    if parsed.drivername in ("postgresql", "postgres"):  # psycopg 3 is the driver we ship
-        parsed = parsed.set(drivername="postgresql+psycopg")
-    if parsed.get_backend_name() != "sqlite":
-        return create_engine(parsed, pool_pre_ping=True)
-    engine = create_engine(parsed, connect_args={"timeout": 60, "isolation_level": None})
-
-    @event.listens_for(engine, "connect")
-    def _pragmas(dbapi_connection, _record) -> None:
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA busy_timeout=60000")
-        cursor.close()
-
-    return engine
+    return db.make_engine(url or state.default_url(), begin_immediate=False)
 
 
 def create_tables(engine: Engine) -> None:

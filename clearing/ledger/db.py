@@ -68,7 +68,13 @@ def safe_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-def make_engine(url: str | None = None) -> Engine:
+def make_engine(url: str | None = None, *, begin_immediate: bool = True) -> Engine:
+    """An engine on the ledger's database.
+
+    On SQLite every transaction begins IMMEDIATE (it takes the write lock up front, so two
+    writers queue instead of failing half-way); `begin_immediate=False` gives a reader that
+    autocommits each statement and never waits behind a writer's transaction.
+    """
     url = normalize_url(url or default_url())
     if make_url(url).get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True)
@@ -83,9 +89,11 @@ def make_engine(url: str | None = None) -> Engine:
         cursor.execute("PRAGMA busy_timeout=60000")
         cursor.close()
 
-    @event.listens_for(engine, "begin")
-    def _begin_immediate(connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    if begin_immediate:
+
+        @event.listens_for(engine, "begin")
+        def _begin_immediate(connection) -> None:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 
