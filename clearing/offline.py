@@ -82,8 +82,8 @@ def read_results(handle: BinaryIO) -> Iterator[dict]:
 def run_clear(args: argparse.Namespace) -> int:
     try:
         with open_input(args.priced) as handle:
-            results = [r for r in read_results(handle) if r.get("period") == args.period]
-            statement = build_statement(args.period, results)
+            results = (r for r in read_results(handle) if r.get("period") == args.period)
+            statement = build_statement(args.period, results)  # one pass, bounded memory
     except (OSError, ValueError, KeyError) as exc:
         print(f"clearing clear: {exc}", file=sys.stderr)
         return 2
