@@ -38,4 +38,6 @@ lint:
 
 bench: setup
 	deploy/kafka.sh start
-	$(VENV)/bin/clearing bench
+	mkdir -p out
+	$(VENV)/bin/clearing bench price --json out/bench-price.json
+	$(VENV)/bin/clearing bench stream --json out/bench-stream.json

@@ -60,6 +60,11 @@ class Topics:
         return f"{self.prefix}.deadletter"
 
     @property
+    def reconcile(self) -> str:
+        """Provinces' confirmations and disputes of issued statements (answers go to feeds)."""
+        return f"{self.prefix}.reconcile"
+
+    @property
     def clearing(self) -> str:
         """Statements, reconciliation batches and alerts."""
         return f"{self.prefix}.clearing"
@@ -81,6 +86,7 @@ class Topics:
             ),
             TopicSpec(self.results, EVENTS_PARTITIONS),
             TopicSpec(self.deadletter, 1),
+            TopicSpec(self.reconcile, 1),
             TopicSpec(self.clearing, 1),
             *(TopicSpec(name, 1) for name in self.feeds()),
         ]

@@ -7,18 +7,22 @@ then priced by a worker that is SIGKILLed mid-stream and restarted.
 
 from __future__ import annotations
 
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
 import pytest
 from conftest import stream_prefix_name, stream_topics_cleanup
+from stream_support import (
+    assert_same_statement,
+    fetch_metrics,
+    offline_results,
+    offline_statements,
+    read_jsonl,
+    without_error,
+)
 
-from clearing.engine import Pricer
 from clearing.models.types import province_of
-from clearing.netting import build_statement
-from clearing.refdata import load_refdata
 from clearing.stream import ledger_link
 from clearing.stream.collect import RunResults, collect, read_all
 from clearing.stream.publish import event_lines, new_run_id, publish
@@ -31,44 +35,6 @@ pytestmark = pytest.mark.kafka
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 CASES = SHARED / "cases"
-
-
-def offline_results(refdata_dir: Path, events: Path) -> list[dict]:
-    """`clearing price` of the file, as dicts with `line`."""
-    pricer = Pricer(load_refdata(refdata_dir))
-    out = []
-    for number, raw in enumerate(event_lines(events), start=1):
-        result = pricer.process(raw).model_dump(exclude_none=True)
-        result["line"] = number
-        out.append(result)
-    return out
-
-
-def offline_statements(results: list[dict]) -> dict[str, dict]:
-    """`clearing clear` for every period that has priced or reversed results."""
-    periods = {r["period"] for r in results if r["status"] in ("priced", "reversed")}
-    return {
-        p: build_statement(p, [r for r in results if r.get("period") == p]) for p in sorted(periods)
-    }
-
-
-def without_error(result: dict) -> dict:
-    return {k: v for k, v in result.items() if k != "error"}
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    return [orjson.loads(line) for line in path.read_bytes().splitlines()]
-
-
-def fetch_metrics(port: int) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
-        return response.read().decode()
-
-
-def assert_same_statement(got: dict, want: dict) -> None:
-    assert got["period"] == want["period"]
-    assert got["obligations"] == want["obligations"]
-    assert got["net_positions"] == want["net_positions"]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-from clearing.bench import price
+from clearing.bench import price, stream
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     bench = subparsers.add_parser("bench", help="benchmarks (print figures)")
     kinds = bench.add_subparsers(dest="bench", required=True, metavar="BENCHMARK")
     price.add_parser(kinds)
+    stream.add_parser(kinds)

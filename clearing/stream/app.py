@@ -7,9 +7,14 @@ crash safety"). No faust tables: the state lives in the database.
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import gc
 import logging
 import os
+from collections.abc import Awaitable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import faust
 
@@ -17,9 +22,11 @@ from clearing.api import ApiConfig
 from clearing.api import install as install_api
 from clearing.dashboard import DashboardConfig
 from clearing.dashboard import install as install_dashboard
+from clearing.ledger.store import Ledger
 from clearing.metrics import render
+from clearing.stream import reconcile
 from clearing.stream.config import StreamConfig
-from clearing.stream.handlers import PriceHandler, RouteHandler, hold, release
+from clearing.stream.handlers import Message, PriceHandler, RouteHandler, hold, retry_forever
 from clearing.stream.refdata_feed import RefdataFeed
 from clearing.topics import EVENTS_PARTITIONS
 
@@ -68,19 +75,36 @@ install_dashboard(app, DashboardConfig.from_stream(config))
 topics = config.topics
 
 events_topic = app.topic(topics.events, partitions=EVENTS_PARTITIONS, internal=False)
-results_topic = app.topic(topics.results, partitions=EVENTS_PARTITIONS, internal=False)
 
 refdata_feed = RefdataFeed(config.bootstrap, topics.refdata)
 db_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clearing-db")
 
 
-async def send(topic: str, key: bytes | None, value: bytes, headers) -> object:
-    """Hands a message to the producer; the returned future resolves when it is acknowledged."""
-    return await app.producer.send(topic, key, value, None, None, headers)
+async def send_many(messages: Sequence[Message]) -> list[Awaitable]:
+    """Hands messages to the producer as one record batch per topic and partition (in their
+    order), instead of one `send` per message: no per-message future, partitioner or signal.
+    The returned futures resolve when the broker has acknowledged each batch."""
+    producer = app.producer._ensure_producer()  # the aiokafka producer faust started
+    builders: dict[tuple[str, int], Any] = {}
+    futures = []
+    for topic, partition, key, value, headers in messages:
+        builder = builders.get((topic, partition))
+        if builder is None:
+            builder = builders[(topic, partition)] = producer.create_batch()
+        if builder.append(key=key, value=value, timestamp=None, headers=headers or []) is None:
+            futures.append(await producer.send_batch(builder, topic, partition=partition))
+            builder = builders[(topic, partition)] = producer.create_batch()
+            if builder.append(key=key, value=value, timestamp=None, headers=headers or []) is None:
+                raise ValueError(f"a message for {topic} is larger than a producer batch")
+    for (topic, partition), builder in builders.items():
+        futures.append(await producer.send_batch(builder, topic, partition=partition))
+    return futures
 
 
-price_handler = PriceHandler(topics, refdata_feed, config.db_url, send, db_executor)
-route_handler = RouteHandler(topics, send)
+route_handler = RouteHandler(topics)
+price_handler = PriceHandler(
+    topics, refdata_feed, config.db_url, send_many, db_executor, route_handler
+)
 
 
 @app.task
@@ -93,26 +117,60 @@ async def quiet_client_logs() -> None:
 
 
 @app.task
+async def tune_gc() -> None:
+    """Fewer garbage collections: a batch allocates many short-lived objects (parsed events,
+    result dicts, rows, producer futures), and with the default gen-0 threshold of 700 the
+    collector ran thousands of times per batch over the worker's long-lived imports.
+    Everything loaded at start-up is frozen out of the collector's reach."""
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+
+
+@app.task
 async def follow_refdata() -> None:
     await refdata_feed.run()
 
 
 @app.agent(events_topic)
 async def price(stream) -> None:
-    """events -> results, dead letters and alerts."""
+    """events -> results, their provinces' feeds (the route stage), dead letters and alerts.
+
+    Each batch is released (its offsets may be committed) by the handler once everything it
+    produced is acknowledged; that wait overlaps the pricing of the next batch.
+    """
     async for events in stream.take_events(config.batch_size, within=config.batch_within):
         hold(events)
         await price_handler.handle(events)
-        release(events)
 
 
-@app.agent(results_topic)
-async def route(stream) -> None:
-    """results -> the payer's and the payee's feeds."""
-    async for events in stream.take_events(config.batch_size, within=config.batch_within):
-        hold(events)
-        await route_handler.handle(events)
-        release(events)
+reconcile_topic = app.topic(topics.reconcile, internal=False)
+
+
+@functools.cache
+def reconcile_ledger() -> Ledger:
+    return Ledger(config.db_url)
+
+
+@app.agent(reconcile_topic)
+async def reconcile_requests(stream) -> None:
+    """Provinces' confirmations and disputes -> the ledger's answers, on the province's feed.
+
+    Each request is answered (or dead-lettered) and acknowledged by the broker before the next;
+    a failure is retried, never skipped, since faust would move past a request that raised."""
+    loop = asyncio.get_running_loop()
+    async for event in stream.events():
+        message = event.message
+        source = f"{message.topic}:{message.partition}:{message.offset}"
+        raw = message.value or b""
+
+        async def attempt(raw: bytes = raw, source: str = source) -> None:
+            produced = await loop.run_in_executor(
+                db_executor, reconcile.messages_for, topics, reconcile_ledger, raw, source
+            )
+            for future in await send_many(produced):
+                await future
+
+        await retry_forever(f"reconciliation request {source}", attempt)
 
 
 @app.page("/metrics")

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import orjson
-from sqlalchemy import Connection, Engine, bindparam, insert, select, update
+from sqlalchemy import Connection, Engine, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from clearing.models.events import Filing, Reversal, Settlement
@@ -241,8 +241,11 @@ class BatchProcessor:
                 route = rejected_route(p, book) if outcome.result.status == "rejected" else None
                 book.apply(outcome.effects)
             except Exception as exc:  # a bug must not stop the stream: dead-letter the event
-                log.exception("event at %s could not be priced", record.source)
-                by_source[record.source] = invalid_emit(record, f"could not be processed: {exc!r}")
+                # The type only: an exception's text may quote the event's content.
+                log.error("event at %s could not be priced: %s", record.source, type(exc).__name__)
+                by_source[record.source] = invalid_emit(
+                    record, f"could not be processed ({type(exc).__name__})"
+                )
                 continue
             effects.extend((record, e) for e in outcome.effects)
             result = result_dict(outcome.result, record, route)
@@ -365,11 +368,11 @@ def write_batch(
     effects: Sequence[tuple[Record, object]],
 ) -> None:
     """Results by source position plus the state changes, as bulk statements."""
-    if emits:
-        conn.execute(
-            insert(state.results),
-            [{"source": e.record.source, "status": e.status, "message": e.message} for e in emits],
-        )
+    state.bulk_insert(
+        conn,
+        state.results,
+        [{"source": e.record.source, "status": e.status, "message": e.message} for e in emits],
+    )
     taken, new_filings, touched, new_priced, newly_reversed = [], [], set(), set(), set()
     for record, effect in effects:
         match effect:
@@ -389,10 +392,8 @@ def write_batch(
                 new_priced.add(settlement_id)
             case MarkReversed(settlement_id):
                 newly_reversed.add(settlement_id)
-    if taken:
-        conn.execute(insert(state.ids), taken)
-    if new_filings:
-        conn.execute(insert(state.filings), new_filings)
+    state.bulk_insert(conn, state.ids, taken)
+    state.bulk_insert(conn, state.filings, new_filings)
     write_accumulators(conn, loaded, book, touched)
     write_priced(conn, loaded, book, new_priced, newly_reversed)
 
@@ -413,17 +414,17 @@ def write_accumulators(
     ]
     old = [r for r in rows if (r["p"], r["y"], r["k"]) in loaded.accumulator_keys]
     new = [r for r in rows if (r["p"], r["y"], r["k"]) not in loaded.accumulator_keys]
-    if old:
-        conn.execute(
-            update(t)
-            .where(t.c.person_id == bindparam("p"), t.c.year == bindparam("y"))
-            .where(t.c.kind == bindparam("k"))
-            .values(fund_paid=bindparam("fund_paid"), deductible_used=bindparam("deductible_used")),
-            old,
-        )
+    state.bulk_update(
+        conn,
+        t,
+        ("person_id", "year", "kind"),
+        ("fund_paid", "deductible_used"),
+        [(r["fund_paid"], r["deductible_used"], r["p"], r["y"], r["k"]) for r in old],
+    )
     if new:
-        conn.execute(
-            insert(t),
+        state.bulk_insert(
+            conn,
+            t,
             [
                 {
                     "person_id": r["p"],
@@ -459,10 +460,6 @@ def write_priced(
                     "reversed": entry.reversed,
                 }
             )
-        conn.execute(insert(t), rows)
+        state.bulk_insert(conn, t, rows)
     existing = sorted(newly_reversed - new_priced)
-    if existing:
-        conn.execute(
-            update(t).where(t.c.settlement_id == bindparam("sid")).values(reversed=True),
-            [{"sid": sid} for sid in existing],
-        )
+    state.bulk_update(conn, t, ("settlement_id",), ("reversed",), [(True, sid) for sid in existing])

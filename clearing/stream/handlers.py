@@ -3,7 +3,9 @@
 - `PriceHandler`: events -> results (+ dead letters, + prepayment alerts). One database
   transaction stores the results (keyed by source position), the pricing state and the ledger
   postings; then the produced messages are awaited; only then are the offsets acknowledged.
-- `RouteHandler`: results -> the home and hospital provinces' feeds.
+- `RouteHandler`: result -> the home and hospital provinces' feeds. A stage of its own, called
+  by the price agent on each result it produces (the feed messages are produced and
+  acknowledged with the results, before the offsets are released).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -28,8 +31,10 @@ from clearing.topics import Topics
 
 log = logging.getLogger(__name__)
 
-# (topic, key, value, headers) -> a future resolved when the broker has acknowledged it.
-Send = Callable[[str, bytes | None, bytes, list[tuple[str, bytes]] | None], Awaitable[Awaitable]]
+# A message to produce: (topic, partition, key, value, headers).
+Message = tuple[str, int, bytes | None, bytes, list[tuple[str, bytes]] | None]
+# Messages -> futures resolved when the broker has acknowledged them (in order per partition).
+SendMany = Callable[[Sequence[Message]], Awaitable[list[Awaitable]]]
 
 UNAVAILABLE = (OperationalError, InterfaceError, ConnectionError, TimeoutError)
 
@@ -119,11 +124,13 @@ class PriceHandler:
     topics: Topics
     refdata: RefdataFeed
     db_url: str | None
-    send: Send
+    send_many: SendMany
     executor: ThreadPoolExecutor
+    route: RouteHandler
 
     def __post_init__(self) -> None:
         self._processor: BatchProcessor | None = None
+        self._settling: asyncio.Future | None = None
 
     def processor(self) -> BatchProcessor:
         """Created on first use, in the database thread."""
@@ -135,14 +142,48 @@ class PriceHandler:
         return self._processor
 
     async def handle(self, events: Sequence[Any]) -> None:
-        """Prices a batch; whatever fails is retried, so the batch is never skipped."""
+        """Prices and stores a batch, then hands its messages to the producer and returns; the
+        acknowledgements are awaited in the background (while the next batch is priced), and
+        only then are the batch's offsets released. A batch's messages are sent only once every
+        message of the previous batch is acknowledged, so the order on the topics is kept.
+        Whatever fails is retried, so the batch is never skipped."""
         records = [record_of(e) for e in events]
         await self.refdata.caught_up()
         started = time.perf_counter()
         output, alerts = await self._process(records)
-        await retry_forever("producing results", lambda: self._emit(output, alerts))
-        metrics.BATCH_SIZE.observe(len(records))
+        await self.drain()
+        pending = await self._send_all(output, alerts)
+        self._settling = asyncio.ensure_future(
+            self._settle(events, output, alerts, pending, len(records), started)
+        )
+
+    async def drain(self) -> None:
+        """Waits until the previous batch is acknowledged and released."""
+        settling, self._settling = self._settling, None
+        if settling is not None:
+            await settling
+
+    async def _settle(
+        self,
+        events: Sequence[Any],
+        output: BatchOutput,
+        alerts: list[dict],
+        pending: list[Awaitable] | None,
+        size: int,
+        started: float,
+    ) -> None:
+        now_ms = time.time() * 1000
+        try:
+            if pending is None:
+                raise RuntimeError("the producer refused the batch")
+            await asyncio.gather(*pending)
+        except Exception:
+            log.exception("producing results failed; sending the batch again")
+            await retry_forever("producing results", lambda: self._emit(output, alerts))
+        count_batch(output, alerts, now_ms)
+        metrics.BATCH_SIZE.observe(size)
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+        release(events)
 
     async def _process(self, records: list[Record]) -> tuple[BatchOutput, list[dict]]:
         """Stores the batch with its ledger postings, retrying while the database is unavailable."""
@@ -181,68 +222,92 @@ class PriceHandler:
             except UNAVAILABLE:
                 raise
             except Exception as exc:
-                log.exception("event at %s cannot be processed; dead-lettering it", record.source)
-                emits.append(invalid_emit(record, f"could not be processed: {exc!r}"))
+                # The type only: an exception's text may quote the event's content.
+                log.error(
+                    "event at %s cannot be processed (%s); dead-lettering it",
+                    record.source,
+                    type(exc).__name__,
+                )
+                emits.append(invalid_emit(record, f"could not be processed ({type(exc).__name__})"))
         return BatchOutput(emits, alerts), alerts
 
+    async def _send_all(self, output: BatchOutput, alerts: list[dict]) -> list[Awaitable] | None:
+        """Hands every message of the batch to the producer: each result to the results topic
+        and, through the route stage, to its provinces' feeds; dead letters; alerts. The futures
+        resolve when the broker has acknowledged them (None: the producer refused one)."""
+        topics, route = self.topics, self.route
+        messages: list[Message] = []
+        add = messages.append
+        try:
+            # Partitions are given, so the producer hashes no key: a result goes to its event's
+            # partition (the results topic has the events topic's partitions and the same
+            # keys, so it is the partition the key hashes to), every other topic has one.
+            for emit in output.emits:
+                record = emit.record
+                key, message = record.key, emit.message
+                add((topics.results, record.partition, key, message, None))
+                for feed in route.feeds(emit.result):
+                    add((feed, 0, key, message, None))
+                if emit.status == "invalid":
+                    add((topics.deadletter, 0, key, record.value, deadletter_headers(emit)))
+            for topic, body in alert_messages(topics, alerts):
+                add((topic, 0, None, body, None))
+            return await self.send_many(messages)
+        except Exception:
+            log.exception("handing the batch to the producer failed")
+            return None
+
     async def _emit(self, output: BatchOutput, alerts: list[dict]) -> None:
-        pending = []
-        now_ms = time.time() * 1000
-        for emit in output.emits:
-            record = emit.record
-            pending.append(await self.send(self.topics.results, record.key, emit.message, None))
-            if emit.status == "invalid":
-                pending.append(
-                    await self.send(
-                        self.topics.deadletter, record.key, record.value, deadletter_headers(emit)
-                    )
-                )
-        for topic, body in alert_messages(self.topics, alerts):
-            pending.append(await self.send(topic, None, body, None))
+        pending = await self._send_all(output, alerts)
+        if pending is None:
+            raise RuntimeError("the producer refused the batch")
         await asyncio.gather(*pending)
-        count_batch(output, alerts, now_ms)
 
 
 def count_batch(output: BatchOutput, alerts: list[dict], now_ms: float) -> None:
+    """The batch's counters, added up first: one increment per label, not per event."""
+    results: Counter[str] = Counter()
+    events_in: Counter[str] = Counter()
+    rejections: Counter[str] = Counter()
+    replayed = dead = 0
+    observe = metrics.LATENCY.observe
     for emit in output.emits:
-        metrics.RESULTS.labels(emit.status).inc()
+        results[emit.status] += 1
         if emit.replayed:
-            metrics.REPLAYED.inc()
+            replayed += 1
         else:
-            metrics.EVENTS_IN.labels(emit.event_type or "invalid").inc()
+            events_in[emit.event_type or "invalid"] += 1
         if emit.status == "invalid":
-            metrics.DEAD_LETTERS.inc()
+            dead += 1
         elif emit.status == "rejected":
-            for reason in emit.result.get("reasons", ()):
-                metrics.REJECTIONS.labels(reason).inc()
+            rejections.update(emit.result.get("reasons", ()))
         if emit.record.timestamp_ms:
-            metrics.LATENCY.observe(max(0.0, now_ms - emit.record.timestamp_ms) / 1000)
+            observe(max(0.0, now_ms - emit.record.timestamp_ms) / 1000)
+    for status, n in results.items():
+        metrics.RESULTS.labels(status).inc(n)
+    for kind, n in events_in.items():
+        metrics.EVENTS_IN.labels(kind).inc(n)
+    for reason, n in rejections.items():
+        metrics.REJECTIONS.labels(reason).inc(n)
+    if replayed:
+        metrics.REPLAYED.inc(replayed)
+    if dead:
+        metrics.DEAD_LETTERS.inc(dead)
     if alerts:
         metrics.ALERTS.inc(len(alerts))
 
 
 @dataclass
 class RouteHandler:
+    """The route stage: which feeds get a result (the payer's and the payee's provinces').
+
+    Called by the price agent for every result it produces, so a result and its feed
+    messages leave in one go, with no second agent consuming the results topic again."""
+
     topics: Topics
-    send: Send
 
-    async def handle(self, events: Sequence[Any]) -> None:
-        await retry_forever("routing results", lambda: self._route(events))
-
-    async def _route(self, events: Sequence[Any]) -> None:
-        pending = []
-        for event in events:
-            message = event.message
-            try:
-                result = orjson.loads(message.value)
-            except (orjson.JSONDecodeError, TypeError):
-                log.error("result at %s:%s is not JSON", message.partition, message.offset)
-                continue
-            if not isinstance(result, dict):
-                continue
-            for province in recipients(result):
-                pending.append(
-                    await self.send(self.topics.feed(province), message.key, message.value, None)
-                )
-        await asyncio.gather(*pending)
-        metrics.ROUTED.inc(len(pending))
+    def feeds(self, result: dict) -> list[str]:
+        provinces = recipients(result)
+        if provinces:
+            metrics.ROUTED.inc(len(provinces))
+        return [self.topics.feed(p) for p in provinces]

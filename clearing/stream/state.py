@@ -14,13 +14,14 @@ Tables (all keyed on business ids, so every write is idempotent or fails loudly)
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Connection,
     Engine,
     Integer,
     LargeBinary,
@@ -29,6 +30,7 @@ from sqlalchemy import (
     Table,
     create_engine,
     event,
+    insert,
 )
 
 metadata = MetaData()
@@ -144,3 +146,34 @@ def chunks(values: Iterable, size: int = 500) -> Iterable[list]:
             batch = []
     if batch:
         yield batch
+
+
+def bulk_insert(conn: Connection, table: Table, rows: list[dict]) -> None:
+    """Inserts many rows with the same keys. On SQLite straight through the driver's
+    executemany: SQLAlchemy's per-row parameter processing costs more than SQLite's insert.
+    Values must already be what the driver stores (str, int, bytes, bool, None)."""
+    if not rows:
+        return
+    if conn.dialect.name != "sqlite":
+        conn.execute(insert(table), rows)
+        return
+    columns = list(rows[0])
+    sql = (
+        f"INSERT INTO {table.name} ({', '.join(columns)}) "
+        f"VALUES ({', '.join('?' * len(columns))})"
+    )
+    conn.exec_driver_sql(sql, [tuple(row[c] for c in columns) for row in rows])
+
+
+def bulk_update(
+    conn: Connection, table: Table, keys: Sequence[str], values: Sequence[str], rows: list[tuple]
+) -> None:
+    """`UPDATE table SET values... WHERE keys...` for each row (values first, then keys)."""
+    if not rows:
+        return
+    setting = ", ".join(f"{name} = ?" for name in values)
+    where = " AND ".join(f"{name} = ?" for name in keys)
+    sql = f"UPDATE {table.name} SET {setting} WHERE {where}"
+    if conn.dialect.paramstyle != "qmark":
+        sql = sql.replace("?", "%s")
+    conn.exec_driver_sql(sql, rows)
