@@ -245,17 +245,20 @@ def split_items(s: Settlement, terms: dict[str, Terms]) -> ItemSplit:
         amount = item["amount_fen"]
         total += amount
         entry = terms.get(item["code"])
-        if entry is None or entry.class_ == "C":
+        if entry is None:
+            self_pay += amount
+            continue
+        class_, b_selfpay_bp, cap = entry
+        if class_ == "C":
             self_pay += amount
             continue
         base = amount
-        cap = entry.price_cap_fen
         if cap is not None and item["unit_price_fen"] > cap:
             over = amount - line_amount(quantity, cap)
             self_pay += over
             base = amount - over
-        if entry.class_ == "B":
-            pre = share(base, entry.b_selfpay_bp)
+        if class_ == "B":
+            pre = share(base, b_selfpay_bp)
             pre_self_pay += pre
             base -= pre
         eligible += base

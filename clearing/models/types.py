@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import date, datetime, timedelta, timezone
 from typing import Annotated
@@ -51,8 +52,11 @@ def _check_timestamp(value: str) -> str:
     return value
 
 
+@functools.lru_cache(maxsize=8192)
 def quantity_e4(value: str) -> int:
-    """A decimal quantity string as an exact integer number of ten-thousandths."""
+    """A decimal quantity string as an exact integer number of ten-thousandths.
+
+    Cached: settlements repeat a small set of quantities ("1", "2", "0.5", ...)."""
     if "." not in value:
         return int(value) * 10_000
     whole, frac = value.split(".")
