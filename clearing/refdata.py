@@ -83,14 +83,19 @@ def load_refdata(directory: Path | str) -> RefData:
     if not policies and not catalogs:
         raise RefDataError(f"{directory}: no policies/*.json or catalogs/*.json found")
     refdata = RefData()
-    for path in policies:
+    seen: dict[tuple, Path] = {}
+    for path in policies + catalogs:
         doc = parse_document(path.read_bytes(), str(path))
-        if not isinstance(doc, Policy):
-            raise RefDataError(f"{path}: is not a policy")
-        refdata.add_policy(doc)
-    for path in catalogs:
-        doc = parse_document(path.read_bytes(), str(path))
-        if not isinstance(doc, Catalog):
-            raise RefDataError(f"{path}: is not a catalog")
-        refdata.add_catalog(doc)
+        expected = Policy if path in policies else Catalog
+        if not isinstance(doc, expected):
+            raise RefDataError(f"{path}: is not a {expected.__name__.lower()}")
+        if isinstance(doc, Policy):
+            key: tuple = ("policy", doc.region, doc.scheme, doc.year)
+            refdata.add_policy(doc)
+        else:
+            key = ("catalog", doc.province, doc.year)
+            refdata.add_catalog(doc)
+        if key in seen:
+            raise RefDataError(f"{path}: {key[0]} {key[1:]} is also published in {seen[key]}")
+        seen[key] = path
     return refdata

@@ -86,3 +86,13 @@ def test_clear_rejects_a_bad_period(priced):
     run = clearing("clear", "--period", "2026-13", str(priced))
     assert run.returncode == 2
     assert b"YYYY-MM" in run.stderr
+
+
+def test_two_documents_for_the_same_policy_are_an_error(tmp_path):
+    (tmp_path / "policies").mkdir()
+    policy = (CASES / "refdata" / "policies" / "110000-employee-2026.json").read_bytes()
+    (tmp_path / "policies" / "a.json").write_bytes(policy)
+    (tmp_path / "policies" / "b.json").write_bytes(policy)
+    run = clearing("price", "--refdata", str(tmp_path), stdin=b"")
+    assert run.returncode == 2
+    assert b"b.json" in run.stderr and b"a.json" in run.stderr
