@@ -49,7 +49,7 @@ def make_engine(url: str | None = None) -> Engine:
     SQLite runs in autocommit: a read takes no write lock, so it never waits behind a worker's
     batch transaction (the stream's engine begins every transaction IMMEDIATE).
     """
-    return db.make_engine(url or state.default_url(), begin_immediate=False)
+    return db.make_engine(url, begin_immediate=False)
 
 
 def create_tables(engine: Engine) -> None:

@@ -13,9 +13,7 @@ Tables (all keyed on business ids, so every write is idempotent or fails loudly)
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 
 from sqlalchemy import (
     BigInteger,
@@ -28,10 +26,10 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
-    create_engine,
-    event,
     insert,
 )
+
+from clearing.ledger import db
 
 metadata = MetaData()
 
@@ -81,55 +79,18 @@ priced = Table(
 )
 
 
-def default_url() -> str:
-    """`CLEARING_DB_URL`, else the ledger's SQLite file under `CLEARING_HOME`."""
-    url = os.environ.get("CLEARING_DB_URL")
-    if url:
-        return url
-    home = Path(os.environ.get("CLEARING_HOME") or Path.home() / ".local/share/clearing")
-    home.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{home / 'ledger.sqlite'}"
-
-
 def make_engine(url: str | None = None) -> Engine:
-    """An engine for the stream's tables; SQLite gets WAL and write-locking transactions."""
-    url = url or default_url()
-    if not url.startswith("sqlite"):
-        return create_engine(url, pool_pre_ping=True)
-    engine = create_engine(url, connect_args={"timeout": 60, "isolation_level": None})
-
-    @event.listens_for(engine, "connect")
-    def _pragmas(dbapi_connection, _record) -> None:
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=FULL")
-        cursor.execute("PRAGMA busy_timeout=60000")
-        cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def _begin_immediate(connection) -> None:
-        # Take the write lock up front: two workers that both read then write would otherwise
-        # deadlock on the lock upgrade (SQLITE_BUSY without waiting).
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
-
-    return engine
+    """The ledger's engine: the stream's tables live in the ledger's database."""
+    return db.make_engine(url)
 
 
 def read_engine(engine: Engine) -> Engine:
-    """An engine for reads that take no lock: for SQLite a second engine on the same file in
-    autocommit (no `BEGIN IMMEDIATE`); elsewhere the engine itself."""
+    """An engine for reads that take no lock: for SQLite a second engine on the same file that
+    autocommits (no `BEGIN IMMEDIATE`); elsewhere the engine itself."""
     url = engine.url
     if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
         return engine
-    reader = create_engine(url, connect_args={"timeout": 60, "isolation_level": None})
-
-    @event.listens_for(reader, "connect")
-    def _pragmas(dbapi_connection, _record) -> None:
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA busy_timeout=60000")
-        cursor.close()
-
-    return reader
+    return db.make_engine(url.render_as_string(hide_password=False), begin_immediate=False)
 
 
 def create_tables(engine: Engine) -> None:
