@@ -33,6 +33,7 @@ from random import Random
 from statistics import NormalDist
 from typing import Any, TextIO
 
+from clearing.models.events import Settlement
 from clearing.models.types import province_of, quantity_e4
 from clearing.pricing import line_amount
 
@@ -878,23 +879,7 @@ def m_unknown_field(rng: Random, event: dict[str, Any]) -> tuple[str, str]:
     return dump(event), "unknown field Kind (case matters)"
 
 
-SETTLEMENT_FIELDS = (
-    "type",
-    "schema_version",
-    "settlement_id",
-    "kind",
-    "person_id",
-    "scheme",
-    "home_region",
-    "hospital_id",
-    "hospital_region",
-    "hospital_level",
-    "emergency",
-    "admitted_on",
-    "settled_at",
-    "diagnosis",
-    "items",
-)
+SETTLEMENT_FIELDS = tuple(Settlement.model_fields)
 
 
 def m_missing_field(rng: Random, event: dict[str, Any]) -> tuple[str, str]:
