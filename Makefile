@@ -25,7 +25,7 @@ services:
 
 demo: setup
 	deploy/kafka.sh start
-	$(PY) -m clearing.demo
+	$(PY) -m clearing.ops.demo
 
 test:
 	deploy/setup.sh --test

@@ -9,14 +9,14 @@ import sys
 # Each module exposes `register(subparsers)`, adding its parsers with `set_defaults(func=...)`;
 # `func(args)` returns the process exit status.
 SUBCOMMAND_MODULES = (
-    "clearing.offline",
-    "clearing.schemas",
-    "clearing.simulate",
-    "clearing.ledger.cli",
-    "clearing.stream.cli",
+    "clearing.ops.offline",
+    "clearing.ops.schemas",
+    "clearing.ops.simulate",
+    "clearing.ops.ledger_cli",
+    "clearing.ops.cli",
     "clearing.api.cli",
     "clearing.dashboard.cli",
-    "clearing.bench.cli",
+    "clearing.ops.bench.cli",
 )
 
 

@@ -7,10 +7,10 @@ use, and a topic created with the wrong partition count cannot be fixed without 
 from __future__ import annotations
 
 import os
-import warnings
 from dataclasses import dataclass, field
 
-from clearing.provinces import PROVINCES
+from clearing.core.provinces import PROVINCES
+from clearing.kafka_clients import admin_client
 
 DEFAULT_PREFIX = "clearing"
 EVENTS_PARTITIONS = 6
@@ -100,13 +100,6 @@ def refdata_key(document: object) -> str:
     if hasattr(document, "province"):
         return f"catalog:{document.province}:{document.year}"
     return f"policy:{document.region}:{document.scheme}:{document.year}"
-
-
-def admin_client(bootstrap: str, client_id: str = "clearing-admin"):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        from kafka import KafkaAdminClient
-    return KafkaAdminClient(bootstrap_servers=bootstrap, client_id=client_id)
 
 
 def ensure_topics(bootstrap: str, prefix: str = DEFAULT_PREFIX) -> list[str]:

@@ -6,8 +6,8 @@ import copy
 
 import orjson
 
-from clearing.models.refdata import Catalog, Policy
-from clearing.refdata import RefData
+from clearing.core.models.refdata import Catalog, Policy
+from clearing.core.refdata import RefData
 
 POLICY = {
     "region": "230000",
@@ -59,8 +59,8 @@ def refdata(**policy_changes) -> RefData:
 
 
 def item(code: str, quantity: str, unit_price_fen: int, amount_fen: int | None = None) -> dict:
-    from clearing.models.types import quantity_e4
-    from clearing.pricing import line_amount
+    from clearing.core.models.types import quantity_e4
+    from clearing.core.pricing import line_amount
 
     if amount_fen is None:
         amount_fen = line_amount(quantity_e4(quantity), unit_price_fen)

@@ -18,14 +18,15 @@ from pathlib import Path
 import orjson
 from conftest import stream_prefix_name, stream_topics_cleanup
 
-from clearing.engine import Pricer
-from clearing.netting import build_statement, check_transfers
-from clearing.refdata import load_refdata
+from clearing.core.netting import build_statement, check_transfers
+from clearing.core.pricer import Pricer
+from clearing.kafka_clients import producer
+from clearing.ops.bundle import event_lines, load_refdata
+from clearing.ops.collect import RunResults, collect, read_all
+from clearing.ops.publish import event_key, new_run_id, publish
+from clearing.ops.workers import Worker, free_port, worker_env
 from clearing.stream import ledger_link
-from clearing.stream.collect import RunResults, collect, read_all
-from clearing.stream.publish import event_key, event_lines, new_run_id, producer, publish
 from clearing.stream.results import spec_view
-from clearing.stream.workers import Worker, free_port, worker_env
 from clearing.topics import Topics, ensure_topics
 
 # ---------------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from builders import refdata, reversal, settlement
 from clearing.api import credentials
 from clearing.api.publisher import Publisher
 from clearing.api.tables import make_engine
-from clearing.engine import Pricer
+from clearing.core.pricer import Pricer
 from clearing.topics import Topics
 
 pytestmark = pytest.mark.kafka
@@ -386,7 +386,7 @@ def test_ids_taken_outside_the_api(api_stack, api_client, stream_stand_in, tmp_p
     """A settlement that came in a published file: its id is taken for the API too."""
     import orjson
 
-    from clearing.stream.publish import publish
+    from clearing.ops.publish import publish
 
     path = tmp_path / "events.jsonl"
     path.write_bytes(orjson.dumps(settlement("S7")) + b"\n")

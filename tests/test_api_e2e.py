@@ -1,4 +1,4 @@
-"""End to end: the real faust worker (`clearing.stream.app`) with the API installed on its web
+"""End to end: the real faust worker (`clearing.worker`) with the API installed on its web
 server, on the real broker. A hospital's settlement goes in over HTTP and comes back priced.
 """
 
@@ -21,8 +21,8 @@ from conftest import free_port
 
 from clearing.api import credentials
 from clearing.api.tables import create_tables, make_engine
-from clearing.engine import Pricer
-from clearing.stream.publish import publish
+from clearing.core.pricer import Pricer
+from clearing.ops.publish import publish
 from clearing.topics import Topics, delete_topics, ensure_topics
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
@@ -30,7 +30,7 @@ pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
 ROOT = Path(__file__).resolve().parents[1]
 # The hook the stream's app module carries (a no-op here if it already does).
 WORKER = (
-    "import clearing.stream.app as m; from clearing.api import ApiConfig, install; "
+    "import clearing.worker as m; from clearing.api import ApiConfig, install; "
     "install(m.app, ApiConfig.from_stream(m.config)); m.app.main()"
 )
 

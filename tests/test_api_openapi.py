@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 from clearing.api.openapi import REF, generate
-from clearing.models.events import Reversal, Settlement
-from clearing.models.results import Priced
-from clearing.schemas import render
+from clearing.core.models.events import Reversal, Settlement
+from clearing.core.models.results import Priced
+from clearing.core.schemas import render
 
 COMMITTED = Path(__file__).resolve().parents[1] / "schemas" / "openapi.json"
 

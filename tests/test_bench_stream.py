@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from clearing.stream.workers import free_port
+from clearing.ops.workers import free_port
 
 pytestmark = pytest.mark.kafka
 

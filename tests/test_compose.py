@@ -59,7 +59,7 @@ def test_workers_are_built_here_and_replicated(compose: dict[str, Any]) -> None:
     for name in ("worker", "api"):
         assert services[name]["build"]["dockerfile"] == "deploy/Dockerfile"
         assert services[name]["environment"]["KAFKA_BOOTSTRAP"] == "kafka:9092"
-        assert "clearing.stream.app" in services[name]["command"]
+        assert "clearing.worker" in services[name]["command"]
     assert services["worker"]["deploy"]["replicas"] == 2
     assert (ROOT / "deploy" / "Dockerfile").is_file()
 

@@ -21,8 +21,9 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import insert, select
 
-from clearing import provinces
 from clearing.api.tables import make_engine
+from clearing.core import provinces
+from clearing.core.netting import build_statement
 from clearing.dashboard import DashboardConfig, collectors, operators
 from clearing.dashboard import cli as dashboard_cli
 from clearing.dashboard.history import quantile
@@ -31,7 +32,6 @@ from clearing.dashboard.money import percent, yuan
 from clearing.dashboard.service import Dashboard
 from clearing.dashboard.web import create_app
 from clearing.ledger.store import Ledger
-from clearing.netting import build_statement
 from clearing.stream import state
 from clearing.topics import PROVINCES, Topics
 

@@ -29,10 +29,10 @@ from conftest import stream_prefix_name, stream_topics_cleanup, unavailable
 from prometheus_client.parser import text_string_to_metric_families
 from test_dashboard_grafana import metric_names, panels
 
+from clearing.core.provinces import label
 from clearing.dashboard.money import yuan
-from clearing.provinces import label
-from clearing.stream.run import RunConfig, run
-from clearing.stream.workers import free_port
+from clearing.ops.run import RunConfig, run
+from clearing.ops.workers import free_port
 
 pytestmark = [pytest.mark.kafka, pytest.mark.browser, pytest.mark.timeout(900)]
 
@@ -41,7 +41,7 @@ CASES = Path(__file__).resolve().parents[2] / "shared" / "cases"
 ARTIFACTS = ROOT / "test-artifacts"
 # The hook clearing/stream/app.py carries (a no-op here when it already does).
 WORKER = (
-    "import clearing.stream.app as m; from clearing.dashboard import DashboardConfig, install; "
+    "import clearing.worker as m; from clearing.dashboard import DashboardConfig, install; "
     "install(m.app, DashboardConfig.from_stream(m.config)); m.app.main()"
 )
 FLAGS = (

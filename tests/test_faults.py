@@ -19,9 +19,9 @@ import pytest
 from conftest import KafkaBroker, run_kafka_script, unavailable, wait_for_kafka
 from stream_support import Pipeline, offline_results, verify_run
 
-from clearing.simulate import generate_bundle
-from clearing.stream.collect import RunResults, read_all
-from clearing.stream.publish import event_lines
+from clearing.ops.bundle import event_lines
+from clearing.ops.collect import RunResults, read_all
+from clearing.ops.simulate import generate_bundle
 
 pytestmark = pytest.mark.kafka
 

@@ -13,8 +13,8 @@ from builders import CATALOG, POLICY, filing, raw, reversal, settlement
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from clearing.parse import Parsed, Rejection, parse_event
-from clearing.refdata import RefDataError, parse_document
+from clearing.core.parse import Parsed, Rejection, parse_event
+from clearing.core.refdata import RefDataError, parse_document
 
 FUZZ = settings(max_examples=2000, deadline=None, suppress_health_check=list(HealthCheck))
 

@@ -11,7 +11,7 @@ import pytest
 from test_ledger_support import CASES, priced, sample_statement
 
 from clearing.cli import main
-from clearing.netting import check_transfers
+from clearing.core.netting import check_transfers
 
 ROOT = Path(__file__).resolve().parent.parent
 

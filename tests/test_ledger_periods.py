@@ -8,11 +8,11 @@ import pytest
 from sqlalchemy import insert, select
 from test_ledger_support import priced, reversal, sample_results, sample_statement
 
+from clearing.core.models.types import CHINA_TZ
+from clearing.core.netting import check_transfers, digest
 from clearing.ledger import periods
 from clearing.ledger.errors import LedgerInvariantError, PeriodStateError
 from clearing.ledger.schema import postings, results
-from clearing.models.types import CHINA_TZ
-from clearing.netting import check_transfers, digest
 
 
 def test_sample_statement_matches_the_expected_one(ledger):

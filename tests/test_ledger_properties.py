@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_ledger_support import priced, reversal
 
-from clearing.netting import build_statement
+from clearing.core.netting import build_statement
 
 PROVINCES = ("110000", "310000", "410000", "440000", "650000")
 YEARS = itertools.count(2100)  # each example clears its own periods in the shared database

@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy import select
 from test_ledger_support import priced, reversal, sample_results
 
+from clearing.core.netting import digest, obligation_lines
 from clearing.ledger import reconcile
 from clearing.ledger.errors import LedgerInputError, PeriodStateError
 from clearing.ledger.schema import reconciliations
-from clearing.netting import digest, obligation_lines
 
 
 @pytest.fixture

@@ -6,10 +6,10 @@ import pytest
 from sqlalchemy import func, select
 from test_ledger_support import priced, reversal, sample_results
 
+from clearing.core.netting import build_statement
 from clearing.ledger import store
 from clearing.ledger.errors import LedgerConflict, LedgerInputError
 from clearing.ledger.schema import alerts, balances, postings, results
-from clearing.netting import build_statement
 
 
 def snapshot(ledger) -> dict:

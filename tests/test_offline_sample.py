@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from clearing.netting import check_transfers
+from clearing.core.netting import check_transfers
 
 CASES = Path(__file__).resolve().parents[2] / "shared" / "cases"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from builders import filing, raw, reversal, settlement
 
-from clearing.parse import Parsed, Rejection, parse_event
+from clearing.core.parse import Parsed, Rejection, parse_event
 
 
 def error_of(data: bytes) -> str:

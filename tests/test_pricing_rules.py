@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from builders import filing, item, raw, refdata, reversal, settlement
 
-from clearing.engine import Pricer
-from clearing.pricing import Accumulator, round_half_up
+from clearing.core.pricer import Pricer
+from clearing.core.pricing import Accumulator, round_half_up
 
 
 def run(*events: dict | bytes, pricer: Pricer | None = None, **policy) -> list[dict]:

@@ -6,9 +6,9 @@ from builders import filing, item, raw, refdata, reversal, settlement
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from clearing.engine import Pricer
-from clearing.netting import build_statement, check_transfers, net_positions
-from clearing.pricing import Accumulator
+from clearing.core.netting import build_statement, check_transfers, net_positions
+from clearing.core.pricer import Pricer
+from clearing.core.pricing import Accumulator
 
 CODES = ["A1", "A2", "B1", "B2", "C1", "ZZ9"]
 

@@ -8,7 +8,7 @@ import orjson
 import pytest
 from test_ledger_support import sample_results
 
-from clearing.netting import digest, obligation_lines
+from clearing.core.netting import digest, obligation_lines
 from clearing.stream.reconcile import Confirm, Dispute, answer, answer_messages, parse_request
 from clearing.topics import Topics
 
@@ -107,7 +107,7 @@ def test_a_worker_answers_a_province_on_its_feed(kafka_bootstrap, tmp_path):
     from stream_support import run_with
 
     from clearing.ledger.store import Ledger
-    from clearing.stream.publish import event_lines
+    from clearing.ops.bundle import event_lines
 
     cases = Path(__file__).resolve().parents[2] / "shared" / "cases"
     lines = list(event_lines(cases / "events.jsonl"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from clearing.schemas import generate, render
+from clearing.core.schemas import generate, render
 
 SCHEMAS = Path(__file__).resolve().parents[1] / "schemas"
 

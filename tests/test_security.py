@@ -28,13 +28,13 @@ from builders import reversal, settlement
 from conftest import stream_prefix_name, stream_topics_cleanup
 from stream_support import Pipeline, offline_results
 
-from clearing.simulate import generate_bundle
-from clearing.stream.collect import read_all
-from clearing.stream.publish import event_lines
+from clearing.ops.bundle import event_lines
+from clearing.ops.collect import read_all
+from clearing.ops.run import RunConfig, RunSummary, run
+from clearing.ops.simulate import generate_bundle
+from clearing.ops.workers import free_port, wait_for_web
 from clearing.stream.results import spec_view
-from clearing.stream.run import RunConfig, RunSummary, run
 from clearing.stream.statements import province_view
-from clearing.stream.workers import free_port, wait_for_web
 from clearing.topics import PROVINCES, Topics
 
 pytestmark = pytest.mark.kafka

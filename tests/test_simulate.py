@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from clearing.cli import main
-from clearing.simulate import PROVINCES, generate_bundle
+from clearing.ops.simulate import PROVINCES, generate_bundle
 
 CHINA = timezone(timedelta(hours=8))
 ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -421,7 +421,7 @@ def price(bundle: Path) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def priced_bundle(year_bundle) -> list[tuple[dict, dict]]:
-    pytest.importorskip("clearing.offline")
+    pytest.importorskip("clearing.ops.offline")
     results = price(year_bundle)
     return list(zip(results, [i for _, i in bundle_lines(year_bundle)], strict=True))
 

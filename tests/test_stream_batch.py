@@ -12,8 +12,8 @@ import orjson
 import pytest
 from sqlalchemy import func, select
 
-from clearing.engine import Pricer
-from clearing.refdata import load_refdata
+from clearing.core.pricer import Pricer
+from clearing.ops.bundle import load_refdata
 from clearing.stream import state
 from clearing.stream.batch import BatchProcessor, Record
 from clearing.stream.results import spec_view

@@ -22,13 +22,14 @@ from stream_support import (
     without_error,
 )
 
-from clearing.models.types import province_of
+from clearing.core.models.types import province_of
+from clearing.ops.bundle import event_lines
+from clearing.ops.collect import RunResults, collect, read_all
+from clearing.ops.publish import new_run_id, publish
+from clearing.ops.run import RunConfig, RunSummary, run
+from clearing.ops.workers import free_port, start_workers
 from clearing.stream import ledger_link
-from clearing.stream.collect import RunResults, collect, read_all
-from clearing.stream.publish import event_lines, new_run_id, publish
 from clearing.stream.results import spec_view
-from clearing.stream.run import RunConfig, RunSummary, run
-from clearing.stream.workers import free_port, start_workers
 from clearing.topics import PROVINCES, Topics, ensure_topics
 
 pytestmark = pytest.mark.kafka
@@ -174,7 +175,7 @@ def test_invalid_events_are_dead_lettered_and_the_worker_keeps_going(
 def test_worker_killed_mid_stream_loses_nothing_and_counts_nothing_twice(
     kafka_bootstrap: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from clearing.simulate import generate_bundle
+    from clearing.ops.simulate import generate_bundle
 
     bundle = tmp_path / "bundle"
     generate_bundle(bundle, events=6000, seed=11, period="2026-01")

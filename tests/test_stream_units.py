@@ -9,13 +9,13 @@ from pathlib import Path
 import orjson
 import pytest
 
-from clearing.engine import Pricer
-from clearing.netting import build_statement
-from clearing.refdata import load_refdata
+from clearing.core.netting import build_statement
+from clearing.core.pricer import Pricer
+from clearing.ops.bundle import load_refdata
+from clearing.ops.publish import event_key, refdata_documents
 from clearing.stream import ledger_link
 from clearing.stream.batch import BatchProcessor, Record
 from clearing.stream.handlers import deadletter_headers, hold, record_of, release
-from clearing.stream.publish import event_key, refdata_documents
 from clearing.stream.refdata_feed import RefdataFeed
 from clearing.stream.results import recipients, spec_view
 from clearing.stream.statements import province_view, statement_messages

@@ -25,8 +25,8 @@ from clearing.api.publisher import Publisher
 from clearing.api.store import Answer, Store, reversal_key, settlement_key
 from clearing.api.tables import create_tables, make_engine
 from clearing.api.validation import BodyError, FieldError, validate
-from clearing.models.events import Reversal, Settlement
-from clearing.parse import Parsed
+from clearing.core.models.events import Reversal, Settlement
+from clearing.core.parse import Parsed
 from clearing.stream.results import spec_view
 
 log = logging.getLogger(__name__)

@@ -13,9 +13,9 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from clearing.api.config import MAX_BODY_BYTES
-from clearing.models.events import Reversal, Settlement
-from clearing.models.results import Invalid, Priced, Rejected, Reversed
-from clearing.schemas import render
+from clearing.core.models.events import Reversal, Settlement
+from clearing.core.models.results import Invalid, Priced, Rejected, Reversed
+from clearing.core.schemas import render
 
 REF = "#/components/schemas/{model}"
 ID_PATTERN = "^[A-Za-z0-9_-]{1,64}$"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 
-from clearing.stream.publish import producer
+from clearing.kafka_clients import producer
 
 
 class Publisher:

@@ -1,4 +1,4 @@
-"""A request body judged by `clearing.parse`, with every field error listed for the hospital.
+"""A request body judged by `clearing.core.parse`, with every field error listed for the hospital.
 
 `parse_event` decides; only when it rejects is the body validated again against the endpoint's
 model, to list each field with the parser's own wording (`describe` renders each error alone).
@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import orjson
 from pydantic import BaseModel, ValidationError
 
-from clearing.parse import Parsed, Rejection, describe, parse_event
+from clearing.core.parse import Parsed, Rejection, describe, parse_event
 
 # A hospital gets at most this many field errors back; the `error` text gives the total.
 MAX_FIELD_ERRORS = 100

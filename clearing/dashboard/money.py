@@ -6,8 +6,8 @@ function to say what the page must show.
 
 from __future__ import annotations
 
-from clearing import money
-from clearing.money import percent
+from clearing.core import money
+from clearing.core.money import percent
 
 __all__ = ["percent", "yuan"]
 

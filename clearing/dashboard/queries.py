@@ -15,10 +15,10 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, case, func, select
 
+from clearing.core.models.types import CHINA_TZ
+from clearing.core.netting import net_positions
 from clearing.ledger import prepayment
 from clearing.ledger.schema import periods, results
-from clearing.models.types import CHINA_TZ
-from clearing.netting import net_positions
 from clearing.stream import state
 
 AMOUNTS = ("total_fen", "fund_pay_fen", "personal_pay_fen")

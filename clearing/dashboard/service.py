@@ -18,8 +18,9 @@ from typing import Any
 import orjson
 from sqlalchemy import Engine, select
 
-from clearing import provinces
 from clearing.api.tables import make_engine
+from clearing.core import provinces
+from clearing.core.models.types import CHINA_TZ
 from clearing.dashboard import operators, queries
 from clearing.dashboard.cache import Cached
 from clearing.dashboard.config import DashboardConfig
@@ -27,7 +28,6 @@ from clearing.dashboard.history import History, take
 from clearing.dashboard.lag import LagReader, PartitionLag, as_json
 from clearing.ledger.errors import LedgerError, LedgerInputError
 from clearing.ledger.schema import periods as periods_table
-from clearing.models.types import CHINA_TZ
 
 log = logging.getLogger(__name__)
 

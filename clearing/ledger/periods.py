@@ -12,7 +12,7 @@ State machine (a CHECK holds each row consistent, a trigger allows only these mo
   disagree. Closing a closed or issued period changes nothing and says so (not an error), so
   a schedule may retry it.
 - issue: only a closed period. The statement is computed once, with
-  `clearing.netting.build_statement` over the results cleared in the period, stored with its
+  `clearing.core.netting.build_statement` over the results cleared in the period, stored with its
   SHA-256, and never changes: issuing again returns the stored statement. Issuing an open or
   unknown period is an error.
 - Late results: a result whose own period is closed or issued is cleared in the next open
@@ -36,13 +36,13 @@ from typing import Any
 
 from sqlalchemy import Connection, case, func, select, update
 
+from clearing.core.models.types import CHINA_TZ
+from clearing.core.netting import build_statement, check_transfers
 from clearing.ledger import balances
 from clearing.ledger.db import dialect_insert
 from clearing.ledger.errors import LedgerInputError, LedgerInvariantError, PeriodStateError
 from clearing.ledger.records import from_row
 from clearing.ledger.schema import periods, postings, results
-from clearing.models.types import CHINA_TZ
-from clearing.netting import build_statement, check_transfers
 
 _MONTH = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
 

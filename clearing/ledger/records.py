@@ -17,11 +17,11 @@ import orjson
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import Row
 
+from clearing.core.models.results import Priced, Reversed
+from clearing.core.models.types import Timestamp, china_time
+from clearing.core.pricing import period_of
 from clearing.ledger.errors import LedgerInputError
 from clearing.ledger.schema import AMOUNTS
-from clearing.models.results import Priced, Reversed
-from clearing.models.types import Timestamp, china_time
-from clearing.pricing import period_of
 
 CLEARED = ("priced", "reversed")
 MODELS = {"priced": Priced, "reversed": Reversed}

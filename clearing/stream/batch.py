@@ -17,11 +17,11 @@ import orjson
 from sqlalchemy import Connection, Engine, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from clearing.models.events import Filing, Reversal, Settlement
-from clearing.models.results import Invalid, Priced, Result
-from clearing.models.types import province_of
-from clearing.parse import Parsed, Rejection, parse_event
-from clearing.pricing import (
+from clearing.core.models.events import Filing, Reversal, Settlement
+from clearing.core.models.results import Invalid, Priced, Result
+from clearing.core.models.types import province_of
+from clearing.core.parse import Parsed, Rejection, parse_event
+from clearing.core.pricing import (
     Accrue,
     Accumulator,
     AddFiling,
@@ -33,7 +33,7 @@ from clearing.pricing import (
     TakeId,
     price_event,
 )
-from clearing.refdata import RefData
+from clearing.core.refdata import RefData
 from clearing.stream import state
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""The worker's settings, all from the environment (so `faust -A clearing.stream.app` needs none).
+"""The worker's settings, all from the environment (so `faust -A clearing.worker` needs none).
 
 | variable | default |
 |---|---|

@@ -13,12 +13,12 @@ from typing import Annotated, Any, Literal
 import orjson
 from pydantic import BaseModel, Field, StringConstraints, ValidationError
 
+from clearing.core.models.results import Period
+from clearing.core.models.types import STRICT, ProvinceCode, SchemaVersion
+from clearing.core.parse import describe
 from clearing.ledger import reconcile
 from clearing.ledger.errors import LedgerError
 from clearing.ledger.store import Ledger
-from clearing.models.results import Period
-from clearing.models.types import STRICT, ProvinceCode, SchemaVersion
-from clearing.parse import describe
 from clearing.stream.handlers import Message
 from clearing.topics import Topics
 

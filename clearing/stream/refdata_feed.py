@@ -12,8 +12,8 @@ import asyncio
 import logging
 from collections.abc import Iterable
 
-from clearing.models.refdata import Catalog, Policy
-from clearing.refdata import RefData, RefDataError, parse_document
+from clearing.core.models.refdata import Catalog, Policy
+from clearing.core.refdata import RefData, RefDataError, parse_document
 from clearing.topics import REFDATA_PARTITIONS
 
 log = logging.getLogger(__name__)

@@ -38,7 +38,7 @@ def statement_messages(
 
 
 def publish_statements(bootstrap: str, topics: Topics, statements: Iterable[Mapping]) -> int:
-    from clearing.stream.publish import producer
+    from clearing.kafka_clients import producer
 
     kafka = producer(bootstrap)
     try:

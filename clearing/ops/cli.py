@@ -11,8 +11,8 @@ from clearing.stream.config import DEFAULT_BOOTSTRAP
 
 
 def run_publish(args: argparse.Namespace) -> int:
-    from clearing.refdata import RefDataError
-    from clearing.stream.publish import publish
+    from clearing.core.refdata import RefDataError
+    from clearing.ops.publish import publish
     from clearing.topics import Topics, ensure_topics
 
     bootstrap = args.bootstrap or os.environ.get("KAFKA_BOOTSTRAP") or DEFAULT_BOOTSTRAP
@@ -32,20 +32,20 @@ def run_publish(args: argparse.Namespace) -> int:
 
 
 def run_run(args: argparse.Namespace) -> int:
-    from clearing.stream.run import run_command
+    from clearing.ops.run import run_command
 
     return run_command(args)
 
 
 def run_worker(args: argparse.Namespace) -> int:
-    """`faust -A clearing.stream.app worker` with the settings given as options."""
+    """`faust -A clearing.worker worker` with the settings given as options."""
     if args.prefix:
         os.environ["CLEARING_TOPIC_PREFIX"] = args.prefix
     if args.db:
         os.environ["CLEARING_DB_URL"] = args.db
     if args.web_port is not None:
         os.environ["CLEARING_WEB_PORT"] = str(args.web_port)
-    command = ["faust", "-A", "clearing.stream.app", "worker", "-l", args.log_level]
+    command = ["faust", "-A", "clearing.worker", "worker", "-l", args.log_level]
     os.execv(sys.executable, [sys.executable, "-m", *command])
 
 

@@ -33,9 +33,9 @@ from random import Random
 from statistics import NormalDist
 from typing import Any, TextIO
 
-from clearing.models.events import Settlement
-from clearing.models.types import province_of, quantity_e4
-from clearing.pricing import line_amount
+from clearing.core.models.events import Settlement
+from clearing.core.models.types import province_of, quantity_e4
+from clearing.core.pricing import line_amount
 
 # --- geography ------------------------------------------------------------------------------
 

@@ -35,9 +35,11 @@ from pathlib import Path
 
 import orjson
 
-from clearing.stream.publish import event_key, event_lines, new_run_id, publish
+from clearing.kafka_clients import admin_client
+from clearing.ops.bundle import event_lines
+from clearing.ops.publish import event_key, new_run_id, publish
 from clearing.stream.results import recipients
-from clearing.topics import EVENTS_PARTITIONS, Topics, admin_client, ensure_topics
+from clearing.topics import EVENTS_PARTITIONS, Topics, ensure_topics
 
 WARMUP = 300
 
@@ -371,8 +373,8 @@ def load_slices(bundle: Path, sizes: Sequence[int]) -> list[Slice]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from clearing.stream.run import local_broker
-    from clearing.stream.workers import start_workers
+    from clearing.ops.run import local_broker
+    from clearing.ops.workers import start_workers
 
     bootstrap = local_broker()
     rates = [float(r) for r in args.rates]
@@ -382,7 +384,7 @@ def run(args: argparse.Namespace) -> int:
         workdir = Path(scratch)
         bundle = args.bundle
         if bundle is None:
-            from clearing.simulate import generate_bundle
+            from clearing.ops.simulate import generate_bundle
 
             bundle = workdir / "bundle"
             print(f"generating {sum(sizes):,} events ...", flush=True)

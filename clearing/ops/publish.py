@@ -7,47 +7,18 @@ judges), keyed by its person_id so one person's events stay in order, with heade
 
 from __future__ import annotations
 
-import functools
 import sys
 import time
 import uuid
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
 
-from clearing.refdata import RefDataError, parse_document
+from clearing.kafka_clients import producer
+from clearing.ops.bundle import event_lines, read_documents
 from clearing.topics import Topics, refdata_key
-
-
-def producer(bootstrap: str):
-    """Idempotent, acks=all, batching producer (kafka-python)."""
-    warn_without_crc32c()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        from kafka import KafkaProducer
-    return KafkaProducer(
-        bootstrap_servers=bootstrap,
-        client_id="clearing-publish",
-        acks="all",
-        enable_idempotence=True,
-        linger_ms=5,
-        # Large batches: the per-batch cost dominates (under the broker's 1 MB message limit).
-        batch_size=768 * 1024,
-        max_request_size=1024 * 1024,
-    )
-
-
-@functools.cache
-def warn_without_crc32c() -> None:
-    """kafka-python checksums every record batch in pure Python unless `crc32c` is installed,
-    which makes the publisher about three times slower on 2 KB events."""
-    try:
-        import crc32c  # noqa: F401
-    except ImportError:
-        print("clearing: the `crc32c` package is missing; publishing is slower", file=sys.stderr)
 
 
 def new_run_id() -> str:
@@ -66,23 +37,10 @@ def event_key(raw: bytes, line: int) -> bytes:
     return f"line:{line}".encode()
 
 
-def event_lines(path: Path) -> Iterator[bytes]:
-    """Lines without their newline, as `clearing price` reads them (blank lines count)."""
-    with open(path, "rb") as handle:
-        for line in handle:
-            yield line[:-1] if line.endswith(b"\n") else line
-
-
 def refdata_documents(directory: Path) -> Iterator[tuple[str, bytes]]:
     """(key, raw bytes) of every policy and catalog in a bundle's refdata folder."""
-    paths = sorted((directory / "policies").glob("*.json")) + sorted(
-        (directory / "catalogs").glob("*.json")
-    )
-    if not paths:
-        raise RefDataError(f"{directory}: no policies/*.json or catalogs/*.json found")
-    for path in paths:
-        raw = path.read_bytes()
-        yield refdata_key(parse_document(raw, str(path))), raw
+    for _, raw, doc in read_documents(directory):
+        yield refdata_key(doc), raw
 
 
 @dataclass

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Protocol
 
-from clearing.models.events import Event, Filing, Reversal, Settlement
-from clearing.models.refdata import AnnualBlock, InpatientBlock, Policy
-from clearing.models.results import (
+from clearing.core.models.events import Event, Filing, Reversal, Settlement
+from clearing.core.models.refdata import AnnualBlock, InpatientBlock, Policy
+from clearing.core.models.results import (
     AMOUNT_FIELDS,
     Duplicate,
     Filed,
@@ -24,8 +24,8 @@ from clearing.models.results import (
     Result,
     Reversed,
 )
-from clearing.models.types import china_time, province_of
-from clearing.refdata import RefData, Terms
+from clearing.core.models.types import china_time, province_of
+from clearing.core.refdata import RefData, Terms
 
 # ---------------------------------------------------------------------------------------------
 # Exact arithmetic

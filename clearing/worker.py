@@ -1,6 +1,6 @@
-"""The faust app: `faust -A clearing.stream.app worker -l info`.
+"""The faust app: `faust -A clearing.worker worker -l info`.
 
-Raw-bytes topics (events are validated by `clearing.parse`, not by faust), at-least-once
+Raw-bytes topics (events are validated by `clearing.core.parse`, not by faust), at-least-once
 processing made effectively-once by idempotent, source-keyed storage (see README, "State and
 crash safety"). No faust tables: the state lives in the database.
 """

@@ -3,43 +3,12 @@
 from __future__ import annotations
 
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import orjson
 
-
-def consumer(bootstrap: str, topics: str | list[str], client_id: str = "clearing-reader"):
-    """A group-less consumer assigned every partition of the topics, from the beginning."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        from kafka import KafkaConsumer, TopicPartition
-    names = [topics] if isinstance(topics, str) else list(topics)
-    reader = KafkaConsumer(
-        bootstrap_servers=bootstrap,
-        client_id=client_id,
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        max_poll_records=5000,
-        fetch_max_bytes=64 * 1024 * 1024,
-    )
-    tps = []
-    for topic in names:
-        partitions = None
-        deadline = time.monotonic() + 30
-        while not partitions and time.monotonic() < deadline:
-            partitions = reader.partitions_for_topic(topic)
-            if not partitions:
-                time.sleep(0.2)
-        if not partitions:
-            reader.close()
-            raise RuntimeError(f"topic {topic} not found")
-        tps += [TopicPartition(topic, p) for p in sorted(partitions)]
-    reader.assign(tps)
-    reader.seek_to_beginning(*tps)
-    return reader
+from clearing.kafka_clients import consumer
 
 
 def read_all(

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from clearing.models.types import STRICT, BasisPoints, Fen, Id, ProvinceCode, Region
+from clearing.core.models.types import STRICT, BasisPoints, Fen, Id, ProvinceCode, Region
 
 Year = Annotated[int, Field(ge=1900, le=9999)]
 

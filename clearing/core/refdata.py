@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import NamedTuple
 
 import orjson
 from pydantic import ValidationError
 
-from clearing.models.refdata import Catalog, Policy
-from clearing.models.types import province_of
-from clearing.parse import describe
+from clearing.core.models.refdata import Catalog, Policy
+from clearing.core.models.types import province_of
+from clearing.core.parse import describe
 
 
 class RefDataError(ValueError):
@@ -75,27 +75,18 @@ def parse_document(raw: bytes, source: str) -> Policy | Catalog:
         raise RefDataError(f"{source}: {describe(exc)}") from None
 
 
-def load_refdata(directory: Path | str) -> RefData:
-    """Every `policies/*.json` and `catalogs/*.json` under a bundle's refdata folder."""
-    directory = Path(directory)
-    policies = sorted((directory / "policies").glob("*.json"))
-    catalogs = sorted((directory / "catalogs").glob("*.json"))
-    if not policies and not catalogs:
-        raise RefDataError(f"{directory}: no policies/*.json or catalogs/*.json found")
+def refdata_from(documents: Iterable[tuple[str, Policy | Catalog]]) -> RefData:
+    """The reference data of (source, document) pairs; a key published twice is an error."""
     refdata = RefData()
-    seen: dict[tuple, Path] = {}
-    for path in policies + catalogs:
-        doc = parse_document(path.read_bytes(), str(path))
-        expected = Policy if path in policies else Catalog
-        if not isinstance(doc, expected):
-            raise RefDataError(f"{path}: is not a {expected.__name__.lower()}")
+    seen: dict[tuple[object, ...], str] = {}
+    for source, doc in documents:
         if isinstance(doc, Policy):
-            key: tuple = ("policy", doc.region, doc.scheme, doc.year)
+            key: tuple[object, ...] = ("policy", doc.region, doc.scheme, doc.year)
             refdata.add_policy(doc)
         else:
             key = ("catalog", doc.province, doc.year)
             refdata.add_catalog(doc)
         if key in seen:
-            raise RefDataError(f"{path}: {key[0]} {key[1:]} is also published in {seen[key]}")
-        seen[key] = path
+            raise RefDataError(f"{source}: {key[0]} {key[1:]} is also published in {seen[key]}")
+        seen[key] = source
     return refdata

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from clearing.bench import price, stream
+from clearing.ops.bench import price, stream
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

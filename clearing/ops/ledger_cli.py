@@ -20,12 +20,12 @@ from typing import Any
 import orjson
 from sqlalchemy.exc import OperationalError
 
+from clearing.core.money import yuan
 from clearing.ledger import db, prepayment, reconcile
 from clearing.ledger.errors import LedgerError, LedgerInputError
 from clearing.ledger.periods import PeriodInfo
 from clearing.ledger.store import Ledger
-from clearing.money import yuan
-from clearing.offline import open_input, period_arg, read_results
+from clearing.ops.offline import open_input, period_arg, read_results
 
 Handler = Callable[[argparse.Namespace], int]
 

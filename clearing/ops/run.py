@@ -16,14 +16,16 @@ from pathlib import Path
 
 import orjson
 
+from clearing.kafka_clients import admin_client
+from clearing.ops.bundle import event_lines
+from clearing.ops.collect import RunResults, Stalled, collect
+from clearing.ops.publish import new_run_id, publish
+from clearing.ops.workers import Worker, start_workers
 from clearing.stream import ledger_link
-from clearing.stream.collect import RunResults, Stalled, collect
 from clearing.stream.config import DEFAULT_BOOTSTRAP, clearing_home
-from clearing.stream.publish import event_lines, new_run_id, publish
 from clearing.stream.results import spec_view
 from clearing.stream.statements import publish_statements
-from clearing.stream.workers import Worker, start_workers
-from clearing.topics import Topics, admin_client, ensure_topics
+from clearing.topics import Topics, ensure_topics
 
 KAFKA_SCRIPT = Path(__file__).resolve().parents[2] / "deploy" / "kafka.sh"
 

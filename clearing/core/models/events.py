@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, PrivateAttr, StringConstraints, model_validator
 from typing_extensions import TypedDict
 
-from clearing.models.types import (
+from clearing.core.models.types import (
     MAX_QUANTITY_E4,
     STRICT,
     DateStr,

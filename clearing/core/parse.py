@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import orjson
 from pydantic import BaseModel, ValidationError
 
-from clearing.models.events import EVENT_MODELS, Event
+from clearing.core.models.events import EVENT_MODELS, Event
 
 _MESSAGES = {
     "missing": "is missing",

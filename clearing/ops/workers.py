@@ -1,4 +1,4 @@
-"""Starting and stopping stream workers (`faust -A clearing.stream.app worker`) as processes."""
+"""Starting and stopping stream workers (`faust -A clearing.worker worker`) as processes."""
 
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ class Worker:
 
     def start(self) -> Worker:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        command = [sys.executable, "-m", "faust", "-A", "clearing.stream.app", "worker"]
+        command = [sys.executable, "-m", "faust", "-A", "clearing.worker", "worker"]
         command += ["-l", self.log_level]
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(

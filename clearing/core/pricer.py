@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from clearing.models.results import Invalid, Result
-from clearing.parse import Rejection, parse_event
-from clearing.pricing import MemoryBook, price_event
-from clearing.refdata import RefData
+from clearing.core.models.results import Invalid, Result
+from clearing.core.parse import Rejection, parse_event
+from clearing.core.pricing import MemoryBook, price_event
+from clearing.core.refdata import RefData
 
 
 @dataclass

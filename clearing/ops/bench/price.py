@@ -18,8 +18,8 @@ from pathlib import Path
 
 import orjson
 
-from clearing.engine import Pricer
-from clearing.refdata import load_refdata
+from clearing.core.pricer import Pricer
+from clearing.ops.bundle import load_refdata
 
 
 def price_all(refdata, lines: list[bytes]) -> float:
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory() as scratch:
         bundle = args.bundle
         if bundle is None:
-            from clearing.simulate import generate_bundle
+            from clearing.ops.simulate import generate_bundle
 
             bundle = Path(scratch) / "bundle"
             generate_bundle(bundle, events=args.events, seed=args.seed)

@@ -15,9 +15,10 @@ from typing import BinaryIO
 
 import orjson
 
-from clearing.engine import Pricer
-from clearing.netting import build_statement
-from clearing.refdata import RefDataError, load_refdata
+from clearing.core.netting import build_statement
+from clearing.core.pricer import Pricer
+from clearing.core.refdata import RefDataError
+from clearing.ops.bundle import load_refdata
 
 
 @contextmanager

@@ -1,6 +1,6 @@
-"""`python -m clearing.demo` (`make demo`): one generated national month through the broker.
+"""`python -m clearing.ops.demo` (`make demo`): one generated national month through the broker.
 
-Generates a bundle with `clearing.simulate`, runs it end to end with `clearing run` (publish,
+Generates a bundle with `clearing.ops.simulate`, runs it end to end with `clearing run` (publish,
 workers, ledger, period close and issue) and prints what the month's statement says.
 """
 
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import orjson
 
-from clearing.money import yuan
-from clearing.provinces import english as name
+from clearing.core.money import yuan
+from clearing.core.provinces import english as name
 
 DASHBOARD = "http://127.0.0.1:{port}/"
 
@@ -57,7 +57,7 @@ def describe(statement: dict, top: int = 10) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m clearing.demo", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m clearing.ops.demo", description=__doc__)
     parser.add_argument("--events", type=int, default=20_000, help="events to generate")
     parser.add_argument("--seed", type=int, default=2026, help="the bundle's seed")
     parser.add_argument("--period", default="2026-01", help="the month (YYYY-MM)")
@@ -75,9 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.serve is None:
         args.serve = sys.stdin.isatty() and sys.stdout.isatty()
 
-    from clearing.simulate import generate_bundle
-    from clearing.stream.collect import Stalled
-    from clearing.stream.run import RunConfig, run
+    from clearing.ops.collect import Stalled
+    from clearing.ops.run import RunConfig, run
+    from clearing.ops.simulate import generate_bundle
 
     bundle = args.out / "bundle"
     print(f"demo: generating {args.events:,} events for {args.period} (seed {args.seed})")
@@ -118,8 +118,10 @@ def main(argv: list[str] | None = None) -> int:
             for worker in summary.workers:
                 worker.stop()
     else:
-        print(f"demo: workers stopped; `python -m clearing.demo --serve` keeps the dashboard up at "
-              f"{dashboard}")
+        print(
+            "demo: workers stopped; `python -m clearing.ops.demo --serve` keeps the dashboard "
+            f"up at {dashboard}"
+        )
     return 0
 
 
