@@ -8,12 +8,19 @@ SHELL := bash
 VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
+# The locks are for Python 3.11 on Linux x86_64; `make lock LOCK_ARGS=--upgrade` moves every pin.
+LOCK_PYTHON ?= python3.11
+LOCK_VENV := .venv-lock
+LOCK_ARGS ?=
+PIP_COMPILE = $(LOCK_VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
+	--all-build-deps --no-emit-find-links $(LOCK_ARGS)
 
-.PHONY: help setup services demo test lint bench
+.PHONY: help setup services demo test lint bench lock
 
 help:
 	@echo "make demo   install, start Kafka, run the demo"
 	@echo "make test   install (with test packages), start Kafka and PostgreSQL, lint, pytest"
+	@echo "make lock   regenerate requirements.lock and requirements-test.lock from pyproject.toml"
 	@echo "make setup | services | lint | bench"
 
 setup:
@@ -41,3 +48,10 @@ bench: setup
 	mkdir -p out
 	$(VENV)/bin/clearing bench price --json out/bench-price.json
 	$(VENV)/bin/clearing bench stream --json out/bench-stream.json
+
+lock:
+	[ -x $(LOCK_VENV)/bin/python ] || $(LOCK_PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install -q pip==26.3 pip-tools==7.6.2
+	$(PIP_COMPILE) --output-file requirements.lock pyproject.toml
+	$(PIP_COMPILE) --extra test --constraint requirements.lock \
+		--output-file requirements-test.lock pyproject.toml
