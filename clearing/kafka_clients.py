@@ -7,6 +7,8 @@ import sys
 import time
 import warnings
 
+from clearing.core.errors import UnavailableError
+
 
 def producer(bootstrap: str):
     """Idempotent, acks=all, batching producer (kafka-python)."""
@@ -61,7 +63,7 @@ def consumer(bootstrap: str, topics: str | list[str], client_id: str = "clearing
                 time.sleep(0.2)
         if not partitions:
             reader.close()
-            raise RuntimeError(f"topic {topic} not found")
+            raise UnavailableError(f"topic {topic} not found")
         tps += [TopicPartition(topic, p) for p in sorted(partitions)]
     reader.assign(tps)
     reader.seek_to_beginning(*tps)

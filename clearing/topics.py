@@ -6,20 +6,20 @@ use, and a topic created with the wrong partition count cannot be fixed without 
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
+from clearing.config import DEFAULT_PREFIX, settings
+from clearing.core.errors import UnavailableError
 from clearing.core.provinces import PROVINCES
 from clearing.kafka_clients import admin_client
 
-DEFAULT_PREFIX = "clearing"
 EVENTS_PARTITIONS = 6
 REFDATA_PARTITIONS = 1
 
 
 
 def prefix_from_env() -> str:
-    return os.environ.get("CLEARING_TOPIC_PREFIX") or DEFAULT_PREFIX
+    return settings().topic_prefix
 
 
 @dataclass(frozen=True)
@@ -134,10 +134,10 @@ def check_partitions(admin, topics: Topics) -> None:
     for description in admin.describe_topics(list(wanted)):
         name = description.get("name") or description.get("topic")
         if description.get("error_code"):
-            raise RuntimeError(f"topic {name}: error code {description['error_code']}")
+            raise UnavailableError(f"topic {name}: error code {description['error_code']}")
         found = len(description["partitions"])
         if found != wanted[name]:
-            raise RuntimeError(f"topic {name} has {found} partitions, expected {wanted[name]}")
+            raise UnavailableError(f"topic {name} has {found} partitions, expected {wanted[name]}")
 
 
 def delete_topics(bootstrap: str, prefix: str) -> None:

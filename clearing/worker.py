@@ -11,7 +11,6 @@ import asyncio
 import functools
 import gc
 import logging
-import os
 from collections.abc import Awaitable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -55,7 +54,7 @@ def make_app(config: StreamConfig) -> faust.App:
         "web_enabled": config.web_port != 0,
         "web_port": config.web_port or 6066,
         "web_host": "127.0.0.1",
-        "web_bind": os.environ.get("CLEARING_WEB_BIND") or "127.0.0.1",
+        "web_bind": config.web_bind,
         "datadir": str(config.datadir),
     }
     if config.worker_id:
@@ -112,7 +111,7 @@ async def quiet_client_logs() -> None:
     """The Kafka client logs every message it sends at DEBUG, and the worker's root logger is at
     DEBUG whatever `-l` says (its handlers filter): building those records costs more than the
     send. Kept at INFO unless `CLEARING_CLIENT_DEBUG` is set."""
-    if not os.environ.get("CLEARING_CLIENT_DEBUG"):
+    if not config.client_debug:
         logging.getLogger("aiokafka").setLevel(logging.INFO)
 
 

@@ -170,3 +170,32 @@ def test_a_batch_raced_by_another_partition_is_priced_again(db_url: str) -> None
         assert conn.execute(select(func.count()).select_from(state.priced)).scalar() == 1
         taken = conn.execute(select(state.ids.c.key, state.ids.c.source)).all()
     assert sorted(taken) == [("R:R1", "t.events:0:1"), ("S:X", "t.events:1:0")]
+
+
+def test_a_pricing_crash_is_the_same_invalid_result_offline_and_on_the_stream(
+    tmp_path: Path, sample, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both paths price through `price_parsed`: a crash on one event sets that event aside as
+    `invalid`, naming the failure, and every other event is priced as without it."""
+    import clearing.core.pricer as pricer_module
+
+    lines, refdata = sample
+    compact = [raw.replace(b" ", b"") for raw in lines]
+    victim = next(i for i, raw in enumerate(compact) if b'"type":"settlement"' in raw)
+    victim_id = orjson.loads(lines[victim])["settlement_id"]
+    real = pricer_module.price_event
+
+    def crashing(event, fingerprint, refdata, book):
+        if getattr(event, "settlement_id", None) == victim_id and event.type == "settlement":
+            raise ZeroDivisionError("planted")
+        return real(event, fingerprint, refdata, book)
+
+    monkeypatch.setattr(pricer_module, "price_event", crashing)
+    expected = offline(lines, refdata)
+    assert expected[victim] == {
+        "status": "invalid",
+        "error": "could not be processed (ZeroDivisionError)",
+        "line": victim + 1,
+    }
+    got = [spec_view(r) for r in run(processor(tmp_path, refdata), records(lines), 50)]
+    assert got == expected

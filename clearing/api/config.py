@@ -1,20 +1,15 @@
-"""The API's settings: the stream's own (broker, topics, database) plus a few of its own.
-
-| variable | default |
-|---|---|
-| CLEARING_API_WAIT | 3 (seconds a submission waits for its result before answering 202) |
-| CLEARING_API_MAX_BODY | 4194304 (bytes; larger bodies get 413) |
-"""
+"""The API's settings: the stream's own (broker, topics, database) plus a few of its own
+(`CLEARING_API_WAIT`, `CLEARING_API_MAX_BODY`: see `clearing.config`)."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
+from clearing.config import MAX_BODY_BYTES, settings
 from clearing.stream.config import StreamConfig
 from clearing.topics import Topics
 
-MAX_BODY_BYTES = 4 * 1024 * 1024
+__all__ = ["MAX_BODY_BYTES", "ApiConfig"]
 
 
 @dataclass(frozen=True)
@@ -32,13 +27,13 @@ class ApiConfig:
 
     @classmethod
     def from_stream(cls, stream: StreamConfig) -> ApiConfig:
-        env = os.environ
+        s = settings()
         return cls(
             bootstrap=stream.bootstrap,
             topics=stream.topics,
             db_url=stream.db_url,
-            wait_seconds=float(env.get("CLEARING_API_WAIT") or 3.0),
-            max_body_bytes=int(env.get("CLEARING_API_MAX_BODY") or MAX_BODY_BYTES),
+            wait_seconds=s.api_wait,
+            max_body_bytes=s.api_max_body,
         )
 
     @classmethod

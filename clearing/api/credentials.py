@@ -15,12 +15,13 @@ from sqlalchemy import Engine, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from clearing.api.tables import credentials
+from clearing.core.errors import InputError
 
 ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 MAX_TOKEN_CHARS = 256
 
 
-class CredentialError(ValueError):
+class CredentialError(InputError):
     """A credential that cannot be added or revoked; the message says why."""
 
 

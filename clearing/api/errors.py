@@ -9,6 +9,7 @@ import orjson
 from aiohttp import web
 
 from clearing.api.validation import FieldError
+from clearing.core.errors import ClearingError
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +27,7 @@ def json_response(
     )
 
 
-class ApiError(Exception):
+class ApiError(ClearingError):
     """An answer other than success; raised anywhere in a handler, rendered by the middleware."""
 
     def __init__(

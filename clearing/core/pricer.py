@@ -1,13 +1,35 @@
-"""Bytes in, result out: the parser and the pure pricing put together over a `MemoryBook`."""
+"""Bytes in, result out: the parser and the pure pricing put together over a `MemoryBook`.
+
+The one entry point of pricing for the offline commands and the stream, so both behave the
+same on every outcome, a crash included: an event the pricing cannot process becomes an
+`invalid` result naming the failure by type (its text may quote the event), and the book is
+left as it was.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 from clearing.core.models.results import Invalid, Result
-from clearing.core.parse import Rejection, parse_event
-from clearing.core.pricing import MemoryBook, price_event
+from clearing.core.parse import Parsed, Rejection, parse_event
+from clearing.core.pricing import MemoryBook, Outcome, price_event
 from clearing.core.refdata import RefData
+
+
+def crash_message(exc: BaseException) -> str:
+    return f"could not be processed ({type(exc).__name__})"
+
+
+def price_parsed(parsed: Parsed | Rejection, refdata: RefData, book: MemoryBook) -> Outcome:
+    """The outcome of one parsed event, its effects applied to the book."""
+    if isinstance(parsed, Rejection):
+        return Outcome(Invalid(error=parsed.error))
+    try:
+        outcome = price_event(parsed.event, parsed.fingerprint, refdata, book)
+        book.apply(outcome.effects)
+    except Exception as exc:  # a bug must not stop a run: the event is set aside, named
+        return Outcome(Invalid(error=crash_message(exc)))
+    return outcome
 
 
 @dataclass
@@ -18,9 +40,4 @@ class Pricer:
     book: MemoryBook = field(default_factory=MemoryBook)
 
     def process(self, raw: bytes | str) -> Result:
-        parsed = parse_event(raw)
-        if isinstance(parsed, Rejection):
-            return Invalid(error=parsed.error)
-        outcome = price_event(parsed.event, parsed.fingerprint, self.refdata, self.book)
-        self.book.apply(outcome.effects)
-        return outcome.result
+        return price_parsed(parse_event(raw), self.refdata, self.book).result

@@ -9,12 +9,13 @@ from typing import NamedTuple
 import orjson
 from pydantic import ValidationError
 
+from clearing.core.errors import InputError
 from clearing.core.models.refdata import Catalog, Policy
 from clearing.core.models.types import province_of
 from clearing.core.parse import describe
 
 
-class RefDataError(ValueError):
+class RefDataError(InputError):
     """A reference-data document that cannot be used; the message names the file and field."""
 
 

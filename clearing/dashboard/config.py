@@ -1,16 +1,11 @@
-"""The dashboard's settings: the stream's own (broker, topics, group, database) plus two.
-
-| variable | default |
-|---|---|
-| CLEARING_DASHBOARD_TTL | 5 (seconds a ledger or Kafka figure is reused before it is asked again) |
-| CLEARING_DASHBOARD_SAMPLE | 5 (seconds between two points of the live charts) |
-"""
+"""The dashboard's settings: the stream's own (broker, topics, group, database) plus two
+(`CLEARING_DASHBOARD_TTL`, `CLEARING_DASHBOARD_SAMPLE`: see `clearing.config`)."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
+from clearing.config import settings
 from clearing.stream.config import StreamConfig
 from clearing.topics import Topics
 
@@ -26,14 +21,14 @@ class DashboardConfig:
 
     @classmethod
     def from_stream(cls, stream: StreamConfig) -> DashboardConfig:
-        env = os.environ
+        s = settings()
         return cls(
             bootstrap=stream.bootstrap,
             topics=stream.topics,
             group=stream.app_id,
             db_url=stream.db_url,
-            ttl=float(env.get("CLEARING_DASHBOARD_TTL") or 5.0),
-            sample_every=float(env.get("CLEARING_DASHBOARD_SAMPLE") or 5.0),
+            ttl=s.dashboard_ttl,
+            sample_every=s.dashboard_sample,
         )
 
     @classmethod

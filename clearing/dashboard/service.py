@@ -20,6 +20,7 @@ from sqlalchemy import Engine, select
 
 from clearing.api.tables import make_engine
 from clearing.core import provinces
+from clearing.core.errors import ClearingError
 from clearing.core.models.types import CHINA_TZ
 from clearing.dashboard import operators, queries
 from clearing.dashboard.cache import Cached
@@ -36,7 +37,7 @@ Publish = Callable[[str, bytes, bytes], Awaitable[Any]]
 MAX_PERIOD_VIEWS = 36
 
 
-class ActionError(Exception):
+class ActionError(ClearingError):
     """An operator action the ledger refused; `status` is the HTTP status to answer with."""
 
     def __init__(self, status: int, message: str) -> None:

@@ -8,7 +8,6 @@ the ledger takes the row locks it needs (see `periods`).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -33,6 +32,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
+from clearing.config import settings
+
 T = TypeVar("T")
 
 HERE = Path(__file__).resolve().parent
@@ -42,12 +43,12 @@ MIGRATION_LOCK = 0x6C656467
 
 
 def clearing_home() -> Path:
-    return Path(os.environ.get("CLEARING_HOME") or Path.home() / ".local/share/clearing")
+    return settings().home
 
 
 def default_url() -> str:
     """`CLEARING_DB_URL`, else the SQLite file `${CLEARING_HOME}/ledger.sqlite`."""
-    url = os.environ.get("CLEARING_DB_URL")
+    url = settings().db_url
     if url:
         return url
     home = clearing_home()

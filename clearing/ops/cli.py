@@ -7,20 +7,20 @@ import os
 import sys
 from pathlib import Path
 
-from clearing.stream.config import DEFAULT_BOOTSTRAP
+from clearing.config import settings
+from clearing.core.errors import ClearingError
 
 
 def run_publish(args: argparse.Namespace) -> int:
-    from clearing.core.refdata import RefDataError
     from clearing.ops.publish import publish
     from clearing.topics import Topics, ensure_topics
 
-    bootstrap = args.bootstrap or os.environ.get("KAFKA_BOOTSTRAP") or DEFAULT_BOOTSTRAP
+    bootstrap = args.bootstrap or settings().bootstrap
     topics = Topics(args.prefix) if args.prefix else Topics.from_env()
     try:
         ensure_topics(bootstrap, topics.prefix)
         done = publish(bootstrap, topics, args.refdata, args.events, run_id=args.run_id)
-    except (RefDataError, OSError, RuntimeError) as exc:
+    except (ClearingError, OSError) as exc:
         print(f"clearing publish: {exc}", file=sys.stderr)
         return 1
     print(

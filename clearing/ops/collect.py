@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from clearing.core.errors import UnavailableError
 from clearing.kafka_clients import consumer
 
 
@@ -29,7 +30,7 @@ def read_all(
     return records
 
 
-class Stalled(RuntimeError):
+class Stalled(UnavailableError):
     """No new result for too long, or no worker left alive."""
 
 

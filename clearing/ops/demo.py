@@ -13,6 +13,7 @@ from pathlib import Path
 
 import orjson
 
+from clearing.core.errors import ClearingError
 from clearing.core.money import yuan
 from clearing.core.provinces import english as name
 
@@ -75,7 +76,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.serve is None:
         args.serve = sys.stdin.isatty() and sys.stdout.isatty()
 
-    from clearing.ops.collect import Stalled
     from clearing.ops.run import RunConfig, run
     from clearing.ops.simulate import generate_bundle
 
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         summary = run(config)
-    except (RuntimeError, OSError, Stalled) as exc:
+    except (ClearingError, OSError) as exc:
         print(f"demo: failed: {exc}", file=sys.stderr)
         return 1
     statuses = ", ".join(f"{k} {v:,}" for k, v in summary.statuses.items())

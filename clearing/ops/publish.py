@@ -16,6 +16,7 @@ from pathlib import Path
 
 import orjson
 
+from clearing.core.errors import UnavailableError
 from clearing.kafka_clients import producer
 from clearing.ops.bundle import event_lines, read_documents
 from clearing.topics import Topics, refdata_key
@@ -102,5 +103,5 @@ def publish(
     finally:
         kafka.close()
     if failures.count:
-        raise RuntimeError(f"{failures.count} messages not acknowledged: {failures.first!r}")
+        raise UnavailableError(f"{failures.count} messages not acknowledged: {failures.first!r}")
     return Published(run_id, refdata, events, time.perf_counter() - started)

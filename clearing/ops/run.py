@@ -7,7 +7,6 @@ statements, write `results.jsonl` and `statement-YYYY-MM.json`, stop the workers
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -16,13 +15,15 @@ from pathlib import Path
 
 import orjson
 
+from clearing.config import settings
+from clearing.core.errors import ClearingError, UnavailableError
 from clearing.kafka_clients import admin_client
 from clearing.ops.bundle import event_lines
-from clearing.ops.collect import RunResults, Stalled, collect
+from clearing.ops.collect import RunResults, collect
 from clearing.ops.publish import new_run_id, publish
 from clearing.ops.workers import Worker, start_workers
 from clearing.stream import ledger_link
-from clearing.stream.config import DEFAULT_BOOTSTRAP, clearing_home
+from clearing.stream.config import clearing_home
 from clearing.stream.results import spec_view
 from clearing.stream.statements import publish_statements
 from clearing.topics import Topics, ensure_topics
@@ -36,19 +37,19 @@ def say(message: str) -> None:
 
 def local_broker() -> str:
     """`KAFKA_BOOTSTRAP`, else the development broker of `deploy/kafka.sh` (started if needed)."""
-    bootstrap = os.environ.get("KAFKA_BOOTSTRAP")
-    if bootstrap:
-        return bootstrap
-    port = os.environ.get("KAFKA_PORT") or DEFAULT_BOOTSTRAP.rsplit(":", 1)[1]
+    s = settings()
+    if s.bootstrap_given:
+        return s.bootstrap
+    port = s.kafka_port
     if broker_answers(f"127.0.0.1:{port}"):
         return f"127.0.0.1:{port}"
     if not KAFKA_SCRIPT.exists():
-        raise RuntimeError("set KAFKA_BOOTSTRAP: no deploy/kafka.sh to start a local broker")
+        raise UnavailableError("set KAFKA_BOOTSTRAP: no deploy/kafka.sh to start a local broker")
     done = subprocess.run(
         [str(KAFKA_SCRIPT), "start"], capture_output=True, text=True, timeout=600, check=False
     )
     if done.returncode != 0:
-        raise RuntimeError(f"deploy/kafka.sh start failed:\n{done.stdout}{done.stderr}")
+        raise UnavailableError(f"deploy/kafka.sh start failed:\n{done.stdout}{done.stderr}")
     return f"127.0.0.1:{port}"
 
 
@@ -220,7 +221,7 @@ def run_command(args) -> int:
     )
     try:
         summary = run(config)
-    except (RuntimeError, OSError, Stalled) as exc:
+    except (ClearingError, OSError) as exc:
         say(f"failed: {exc}")
         return 1
     statuses = ", ".join(f"{k} {v}" for k, v in summary.statuses.items())

@@ -17,21 +17,21 @@ import orjson
 from sqlalchemy import Connection, Engine, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from clearing.core.errors import UnavailableError
 from clearing.core.models.events import Filing, Reversal, Settlement
 from clearing.core.models.results import Invalid, Priced, Result
 from clearing.core.models.types import province_of
 from clearing.core.parse import Parsed, Rejection, parse_event
+from clearing.core.pricer import price_parsed
 from clearing.core.pricing import (
     Accrue,
     Accumulator,
     AddFiling,
     MarkReversed,
     MemoryBook,
-    Outcome,
     PricedEntry,
     RecordPriced,
     TakeId,
-    price_event,
 )
 from clearing.core.refdata import RefData
 from clearing.stream import state
@@ -199,7 +199,7 @@ class BatchProcessor:
                     raise
                 log.info("batch of %d hit a lock conflict; redoing it", len(records))
                 time.sleep(min(0.5, 0.01 * attempt))
-        raise RuntimeError(f"batch of {len(records)} still conflicting after retries")
+        raise UnavailableError(f"batch of {len(records)} still conflicting after retries")
 
     @staticmethod
     def _read(
@@ -236,17 +236,14 @@ class BatchProcessor:
             if isinstance(p, Rejection):
                 by_source[record.source] = invalid_emit(record, p.error)
                 continue
-            try:
-                outcome: Outcome = price_event(p.event, p.fingerprint, refdata, book)
-                route = rejected_route(p, book) if outcome.result.status == "rejected" else None
-                book.apply(outcome.effects)
-            except Exception as exc:  # a bug must not stop the stream: dead-letter the event
-                # The type only: an exception's text may quote the event's content.
-                log.error("event at %s could not be priced: %s", record.source, type(exc).__name__)
-                by_source[record.source] = invalid_emit(
-                    record, f"could not be processed ({type(exc).__name__})"
-                )
+            outcome = price_parsed(p, refdata, book)
+            if isinstance(outcome.result, Invalid):  # the pricing crashed on this event
+                # Its error names the exception's type only: its text may quote the event.
+                error = outcome.result.error
+                log.error("event at %s could not be priced: %s", record.source, error)
+                by_source[record.source] = invalid_emit(record, outcome.result.error)
                 continue
+            route = rejected_route(p, book) if outcome.result.status == "rejected" else None
             effects.extend((record, e) for e in outcome.effects)
             result = result_dict(outcome.result, record, route)
             if result["status"] in CLEARED:

@@ -1,29 +1,18 @@
-"""The worker's settings, all from the environment (so `faust -A clearing.worker` needs none).
-
-| variable | default |
-|---|---|
-| KAFKA_BOOTSTRAP | 127.0.0.1:9092 |
-| CLEARING_TOPIC_PREFIX | clearing |
-| CLEARING_DB_URL | sqlite under CLEARING_HOME (the ledger's database) |
-| CLEARING_WEB_PORT | 6066 (`0` turns the web server off) |
-| CLEARING_WORKER_ID | none; when set, static group membership (a restarted worker takes its
-  partitions back at once instead of after the session timeout) |
-| CLEARING_BATCH_SIZE, CLEARING_BATCH_WITHIN | 1000 events, 0.05 s |
-"""
+"""The worker's settings (see `clearing.config` for the variables that set them)."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from clearing.topics import Topics, prefix_from_env
+from clearing.config import DEFAULT_BOOTSTRAP, Settings, settings
+from clearing.topics import Topics
 
-DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
+__all__ = ["DEFAULT_BOOTSTRAP", "StreamConfig", "clearing_home"]
 
 
 def clearing_home() -> Path:
-    return Path(os.environ.get("CLEARING_HOME") or Path.home() / ".local/share/clearing")
+    return settings().home
 
 
 @dataclass(frozen=True)
@@ -35,18 +24,27 @@ class StreamConfig:
     worker_id: str | None
     batch_size: int
     batch_within: float
+    home: Path = Path(".")
+    web_bind: str = "127.0.0.1"
+    client_debug: bool = False
 
     @classmethod
     def from_env(cls) -> StreamConfig:
-        env = os.environ
+        return cls.from_settings(settings())
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> StreamConfig:
         return cls(
-            bootstrap=env.get("KAFKA_BOOTSTRAP") or DEFAULT_BOOTSTRAP,
-            topics=Topics(prefix_from_env()),
-            db_url=env.get("CLEARING_DB_URL") or None,
-            web_port=int(env.get("CLEARING_WEB_PORT") or 6066),
-            worker_id=env.get("CLEARING_WORKER_ID") or None,
-            batch_size=int(env.get("CLEARING_BATCH_SIZE") or 1000),
-            batch_within=float(env.get("CLEARING_BATCH_WITHIN") or 0.05),
+            bootstrap=s.bootstrap,
+            topics=Topics(s.topic_prefix),
+            db_url=s.db_url,
+            web_port=s.web_port,
+            worker_id=s.worker_id,
+            batch_size=s.batch_size,
+            batch_within=s.batch_within,
+            home=s.home,
+            web_bind=s.web_bind,
+            client_debug=s.client_debug,
         )
 
     @property
@@ -56,4 +54,4 @@ class StreamConfig:
 
     @property
     def datadir(self) -> Path:
-        return clearing_home() / "faust" / self.app_id
+        return self.home / "faust" / self.app_id

@@ -23,6 +23,7 @@ import orjson
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from clearing import metrics
+from clearing.core.errors import UnavailableError
 from clearing.stream import ledger_link
 from clearing.stream.batch import BatchOutput, BatchProcessor, Emit, Record, invalid_emit
 from clearing.stream.refdata_feed import RefdataFeed
@@ -175,7 +176,7 @@ class PriceHandler:
         now_ms = time.time() * 1000
         try:
             if pending is None:
-                raise RuntimeError("the producer refused the batch")
+                raise UnavailableError("the producer refused the batch")
             await asyncio.gather(*pending)
         except Exception:
             log.exception("producing results failed; sending the batch again")
@@ -260,7 +261,7 @@ class PriceHandler:
     async def _emit(self, output: BatchOutput, alerts: list[dict]) -> None:
         pending = await self._send_all(output, alerts)
         if pending is None:
-            raise RuntimeError("the producer refused the batch")
+            raise UnavailableError("the producer refused the batch")
         await asyncio.gather(*pending)
 
 

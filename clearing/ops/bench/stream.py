@@ -35,6 +35,7 @@ from pathlib import Path
 
 import orjson
 
+from clearing.core.errors import UnavailableError
 from clearing.kafka_clients import admin_client
 from clearing.ops.bundle import event_lines
 from clearing.ops.publish import event_key, new_run_id, publish
@@ -307,7 +308,7 @@ class Bench:
         cpu = CpuMeter(self.worker_pids)
         sent = await publish_slice(self.kafka, self.topics.events, part, run_id, rate)
         if not await self.deliveries.wait(run_id, len(part), self.timeout):
-            raise RuntimeError(f"the pipeline did not deliver {len(part)} events in time")
+            raise UnavailableError(f"the pipeline did not deliver {len(part)} events in time")
         done = self.deliveries.done_times(run_id, [n for n, _, _ in part.lines])
         latencies = [d - sent[n] for (n, _, _), d in zip(part.lines, done, strict=True)]
         seconds = max(done) - min(sent.values())
@@ -327,7 +328,7 @@ class Bench:
         sent = await publish_slice(self.kafka, self.raw_topic, part, run_id, None)
         last = await self.counter.wait(run_id, len(part), self.timeout)
         if last is None:
-            raise RuntimeError("the raw pass-through did not come back in time")
+            raise UnavailableError("the raw pass-through did not come back in time")
         seconds = last - min(sent.values())
         figures = cpu.figures(len(part))
         figures.pop("worker_cpu_us_per_event", None)
@@ -364,7 +365,7 @@ def load_slices(bundle: Path, sizes: Sequence[int]) -> list[Slice]:
         for number, raw in enumerate(event_lines(bundle / "events.jsonl"), start=1)
     ]
     if len(lines) < sum(sizes):
-        raise RuntimeError(f"{bundle}: {len(lines)} events, the phases need {sum(sizes)}")
+        raise UnavailableError(f"{bundle}: {len(lines)} events, the phases need {sum(sizes)}")
     out, start = [], 0
     for size in sizes:
         out.append(Slice(lines[start : start + size]))

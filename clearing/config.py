@@ -1,0 +1,94 @@
+"""The one read of the environment: every setting of the workers, the API, the dashboard and
+the tools, with its default. A malformed value is an `InputError` naming the variable.
+
+| variable | default |
+|---|---|
+| CLEARING_HOME | ~/.local/share/clearing (state: the SQLite ledger, runs, the local services) |
+| KAFKA_BOOTSTRAP | 127.0.0.1:9092 (`KAFKA_PORT` changes the local broker's port) |
+| CLEARING_TOPIC_PREFIX | clearing |
+| CLEARING_DB_URL | SQLite file `${CLEARING_HOME}/ledger.sqlite` |
+| CLEARING_WEB_PORT | 6066 (`0` turns the web server off); CLEARING_WEB_BIND 127.0.0.1 |
+| CLEARING_WORKER_ID | none; when set, static group membership (a restarted worker takes its
+  partitions back at once instead of after the session timeout) |
+| CLEARING_BATCH_SIZE, CLEARING_BATCH_WITHIN | 1000 events, 0.05 s |
+| CLEARING_API_WAIT | 3 (seconds a submission waits for its result before answering 202) |
+| CLEARING_API_MAX_BODY | 4194304 (bytes; larger bodies get 413) |
+| CLEARING_DASHBOARD_TTL | 5 (seconds a ledger or Kafka figure is reused before it is asked again) |
+| CLEARING_DASHBOARD_SAMPLE | 5 (seconds between two points of the live charts) |
+| CLEARING_CLIENT_DEBUG | unset (the Kafka client's DEBUG records are dropped unless set) |
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from clearing.core.errors import InputError
+
+DEFAULT_PORT = "9092"
+DEFAULT_BOOTSTRAP = f"127.0.0.1:{DEFAULT_PORT}"
+DEFAULT_PREFIX = "clearing"
+DEFAULT_WEB_PORT = 6066
+MAX_BODY_BYTES = 4 * 1024 * 1024
+
+T = TypeVar("T")
+
+
+def _read(env: Mapping[str, str], name: str, parse: Callable[[str], T], default: T) -> T:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        return parse(raw)
+    except ValueError:
+        raise InputError(f"{name}: {raw!r} is not a valid {parse.__name__}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    home: Path
+    bootstrap: str
+    bootstrap_given: bool
+    kafka_port: str
+    topic_prefix: str
+    db_url: str | None
+    web_port: int
+    web_bind: str
+    worker_id: str | None
+    batch_size: int
+    batch_within: float
+    api_wait: float
+    api_max_body: int
+    dashboard_ttl: float
+    dashboard_sample: float
+    client_debug: bool
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        return cls(
+            home=Path(env.get("CLEARING_HOME") or Path.home() / ".local/share/clearing"),
+            bootstrap=env.get("KAFKA_BOOTSTRAP") or DEFAULT_BOOTSTRAP,
+            bootstrap_given=bool(env.get("KAFKA_BOOTSTRAP")),
+            kafka_port=env.get("KAFKA_PORT") or DEFAULT_PORT,
+            topic_prefix=env.get("CLEARING_TOPIC_PREFIX") or DEFAULT_PREFIX,
+            db_url=env.get("CLEARING_DB_URL") or None,
+            web_port=_read(env, "CLEARING_WEB_PORT", int, DEFAULT_WEB_PORT),
+            web_bind=env.get("CLEARING_WEB_BIND") or "127.0.0.1",
+            worker_id=env.get("CLEARING_WORKER_ID") or None,
+            batch_size=_read(env, "CLEARING_BATCH_SIZE", int, 1000),
+            batch_within=_read(env, "CLEARING_BATCH_WITHIN", float, 0.05),
+            api_wait=_read(env, "CLEARING_API_WAIT", float, 3.0),
+            api_max_body=_read(env, "CLEARING_API_MAX_BODY", int, MAX_BODY_BYTES),
+            dashboard_ttl=_read(env, "CLEARING_DASHBOARD_TTL", float, 5.0),
+            dashboard_sample=_read(env, "CLEARING_DASHBOARD_SAMPLE", float, 5.0),
+            client_debug=bool(env.get("CLEARING_CLIENT_DEBUG")),
+        )
+
+
+def settings() -> Settings:
+    """The settings as the environment says now (read afresh: tests and tools change it)."""
+    return Settings.from_env()
