@@ -11,7 +11,7 @@ import sys
 SUBCOMMAND_MODULES = (
     "clearing.ops.offline",
     "clearing.ops.schemas",
-    "clearing.ops.simulate",
+    "clearing.ops.simulate.cli",
     "clearing.ops.ledger_cli",
     "clearing.ops.cli",
     "clearing.api.cli",

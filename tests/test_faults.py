@@ -21,7 +21,7 @@ from stream_support import Pipeline, offline_results, verify_run
 
 from clearing.ops.bundle import event_lines
 from clearing.ops.collect import RunResults, read_all
-from clearing.ops.simulate import generate_bundle
+from clearing.ops.simulate.bundle import generate_bundle
 
 pytestmark = pytest.mark.kafka
 

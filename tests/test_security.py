@@ -31,7 +31,7 @@ from stream_support import Pipeline, offline_results
 from clearing.ops.bundle import event_lines
 from clearing.ops.collect import read_all
 from clearing.ops.run import RunConfig, RunSummary, run
-from clearing.ops.simulate import generate_bundle
+from clearing.ops.simulate.bundle import generate_bundle
 from clearing.ops.workers import free_port, wait_for_web
 from clearing.stream.results import spec_view
 from clearing.stream.statements import province_view

@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from clearing.cli import main
-from clearing.ops.simulate import PROVINCES, generate_bundle
+from clearing.ops.simulate.bundle import generate_bundle
+from clearing.ops.simulate.geography import PROVINCES
 
 CHINA = timezone(timedelta(hours=8))
 ID = re.compile(r"[A-Za-z0-9_-]{1,64}")

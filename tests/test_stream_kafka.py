@@ -175,7 +175,7 @@ def test_invalid_events_are_dead_lettered_and_the_worker_keeps_going(
 def test_worker_killed_mid_stream_loses_nothing_and_counts_nothing_twice(
     kafka_bootstrap: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from clearing.ops.simulate import generate_bundle
+    from clearing.ops.simulate.bundle import generate_bundle
 
     bundle = tmp_path / "bundle"
     generate_bundle(bundle, events=6000, seed=11, period="2026-01")

@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         args.serve = sys.stdin.isatty() and sys.stdout.isatty()
 
     from clearing.ops.run import RunConfig, run
-    from clearing.ops.simulate import generate_bundle
+    from clearing.ops.simulate.bundle import generate_bundle
 
     bundle = args.out / "bundle"
     print(f"demo: generating {args.events:,} events for {args.period} (seed {args.seed})")

@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory() as scratch:
         bundle = args.bundle
         if bundle is None:
-            from clearing.ops.simulate import generate_bundle
+            from clearing.ops.simulate.bundle import generate_bundle
 
             bundle = Path(scratch) / "bundle"
             generate_bundle(bundle, events=args.events, seed=args.seed)

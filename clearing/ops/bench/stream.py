@@ -385,7 +385,7 @@ def run(args: argparse.Namespace) -> int:
         workdir = Path(scratch)
         bundle = args.bundle
         if bundle is None:
-            from clearing.ops.simulate import generate_bundle
+            from clearing.ops.simulate.bundle import generate_bundle
 
             bundle = workdir / "bundle"
             print(f"generating {sum(sizes):,} events ...", flush=True)
