@@ -2,6 +2,13 @@
 
 Pure functions: results in, statement out. The offline `clearing clear`, the ledger's period
 close and the tests all call these, so there is one netting in the product.
+
+With one-stop settlement (`tiers.md`) what the home province owes is `due_fen` — the fund pay
+plus the serious-illness and assistance pays — and digests, net positions and transfers are on
+it. A result without the tier fields (reference data without tiers) owes its `fund_pay_fen`.
+Obligations carry `critical_pay_fen`, `assistance_pay_fen` and `due_fen` when some cleared
+result of the input carries them; a statement of results without them is exactly that of
+`clearing.md`.
 """
 
 from __future__ import annotations
@@ -13,11 +20,17 @@ from dataclasses import dataclass
 CLEARED_STATUSES = frozenset({"priced", "reversed"})
 
 
+def due_of(result: Mapping) -> int:
+    """What the payer owes for a result: `due_fen`, which is `fund_pay_fen` without tiers."""
+    due = result.get("due_fen")
+    return result["fund_pay_fen"] if due is None else due
+
+
 def digest_line(result: Mapping) -> str:
     """The line a result contributes to its obligation's digest (without the newline)."""
     if result["status"] == "priced":
-        return f"S|{result['settlement_id']}|{result['fund_pay_fen']}"
-    return f"R|{result['reversal_id']}|{result['fund_pay_fen']}"
+        return f"S|{result['settlement_id']}|{due_of(result)}"
+    return f"R|{result['reversal_id']}|{due_of(result)}"
 
 
 def digest(lines: Iterable[str]) -> str:
@@ -32,6 +45,9 @@ class _Obligation:
     reversals: int = 0
     total_fen: int = 0
     fund_pay_fen: int = 0
+    critical_pay_fen: int = 0
+    assistance_pay_fen: int = 0
+    due_fen: int = 0
     personal_pay_fen: int = 0
 
     def __post_init__(self) -> None:
@@ -48,8 +64,11 @@ def obligation_lines(results: Iterable[Mapping]) -> dict[tuple[str, str], list[s
 
 
 def build_obligations(results: Iterable[Mapping]) -> list[dict]:
-    """One obligation per (payer, payee) pair with at least one priced or reversed result."""
+    """One obligation per (payer, payee) pair with at least one priced or reversed result.
+
+    The tier sums are included when some cleared result carries `due_fen` (see the module)."""
     pairs: dict[tuple[str, str], _Obligation] = {}
+    tiers = False
     for result in results:
         status = result["status"]
         if status not in CLEARED_STATUSES:
@@ -61,6 +80,11 @@ def build_obligations(results: Iterable[Mapping]) -> list[dict]:
             ob.reversals += 1
         ob.total_fen += result["total_fen"]
         ob.fund_pay_fen += result["fund_pay_fen"]
+        if result.get("due_fen") is not None:
+            tiers = True
+            ob.critical_pay_fen += result["critical_pay_fen"]
+            ob.assistance_pay_fen += result["assistance_pay_fen"]
+        ob.due_fen += due_of(result)
         ob.personal_pay_fen += result["personal_pay_fen"]
         ob.lines.append(digest_line(result))
     return [
@@ -71,6 +95,15 @@ def build_obligations(results: Iterable[Mapping]) -> list[dict]:
             "reversals": ob.reversals,
             "total_fen": ob.total_fen,
             "fund_pay_fen": ob.fund_pay_fen,
+            **(
+                {
+                    "critical_pay_fen": ob.critical_pay_fen,
+                    "assistance_pay_fen": ob.assistance_pay_fen,
+                    "due_fen": ob.due_fen,
+                }
+                if tiers
+                else {}
+            ),
             "personal_pay_fen": ob.personal_pay_fen,
             "digest": digest(ob.lines),
         }
@@ -79,11 +112,13 @@ def build_obligations(results: Iterable[Mapping]) -> list[dict]:
 
 
 def net_positions(obligations: Iterable[Mapping]) -> dict[str, int]:
-    """Received minus owed per province; every province of an obligation appears, zero or not."""
+    """Received minus owed per province, on `due_fen` (`fund_pay_fen` for an obligation without
+    the tier fields); every province of an obligation appears, zero or not."""
     positions: dict[str, int] = {}
     for ob in obligations:
-        positions[ob["payee"]] = positions.get(ob["payee"], 0) + ob["fund_pay_fen"]
-        positions[ob["payer"]] = positions.get(ob["payer"], 0) - ob["fund_pay_fen"]
+        owed = due_of(ob)
+        positions[ob["payee"]] = positions.get(ob["payee"], 0) + owed
+        positions[ob["payer"]] = positions.get(ob["payer"], 0) - owed
     return dict(sorted(positions.items()))
 
 

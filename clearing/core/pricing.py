@@ -1,9 +1,11 @@
-"""Pricing: the treating province's catalog, the home fund's policy (`pricing.md`).
+"""Pricing: the treating province's catalog, the home fund's policy (`pricing.md`), then the
+serious-illness insurance and medical assistance of one-stop settlement (`tiers.md`).
 
 `price_event` is a pure function. It reads what it needs from a `Book` (ids already taken,
-filings, per-person-year accumulators, priced settlements) and returns the result together
-with the effects the event has on the book. Whoever owns the book — the offline command's
-`MemoryBook`, or the stream's store — applies the effects; nothing here does I/O.
+filings, assistance records, per-person-year accumulators, priced settlements) and returns the
+result together with the effects the event has on the book. Whoever owns the book — the
+offline command's `MemoryBook`, or the stream's store — applies the effects; nothing here does
+I/O.
 """
 
 from __future__ import annotations
@@ -13,42 +15,31 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Protocol
 
-from clearing.core.models.events import Event, Filing, Reversal, Settlement
+from clearing.core.exact import line_amount, round_half_up, share  # noqa: F401 (re-exported)
+from clearing.core.models.events import Assistance, Event, Filing, Reversal, Settlement
 from clearing.core.models.refdata import AnnualBlock, InpatientBlock, Policy
 from clearing.core.models.results import (
     AMOUNT_FIELDS,
+    TIER_FIELDS,
     Duplicate,
     Filed,
     Priced,
+    Registered,
     Rejected,
     Result,
     Reversed,
 )
 from clearing.core.models.types import china_time, province_of
 from clearing.core.refdata import RefData, Terms
+from clearing.core.tiers import NO_TIERS, TierAccumulator, TierAmounts, price_tiers
 
 # ---------------------------------------------------------------------------------------------
-# Exact arithmetic
-
-
-def round_half_up(numerator: int, denominator: int) -> int:
-    """numerator / denominator rounded to the nearest integer, halves up (both non-negative)."""
-    return (2 * numerator + denominator) // (2 * denominator)
-
-
-def line_amount(quantity_e4: int, unit_price_fen: int) -> int:
-    """round_half_up(quantity × unit price), exactly, with the quantity in ten-thousandths."""
-    return (quantity_e4 * unit_price_fen * 2 + 10_000) // 20_000
+# Exact arithmetic (clearing.core.exact) and the calendar
 
 
 def period_of(moment: datetime) -> str:
     """The clearing period (YYYY-MM) of a moment already in China time."""
     return f"{moment.year:04d}-{moment.month:02d}"
-
-
-def share(amount: int, ratio_bp: int) -> int:
-    """round_half_up(amount × ratio_bp / 10000)."""
-    return round_half_up(amount * ratio_bp, 10_000)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -65,13 +56,18 @@ class Accumulator:
 
 @dataclass(frozen=True, slots=True)
 class PricedEntry:
-    """What a reversal needs of the settlement it cancels."""
+    """What a reversal needs of the settlement it cancels.
+
+    `counted_fen` is the `isp` the settlement added to its person-year's counted burden (0 when
+    serious-illness insurance did not apply); its tier pays are in `result`.
+    """
 
     person_id: str
     year: int
     kind: str
     result: Priced
     reversed: bool = False
+    counted_fen: int = 0
 
 
 class Book(Protocol):
@@ -81,7 +77,11 @@ class Book(Protocol):
 
     def filings_of(self, person_id: str) -> Iterable[Filing]: ...
 
+    def assistance_of(self, person_id: str) -> Iterable[Assistance]: ...
+
     def accumulator(self, person_id: str, year: int, kind: str) -> Accumulator: ...
+
+    def tier_accumulator(self, person_id: str, year: int) -> TierAccumulator: ...
 
     def priced_entry(self, settlement_id: str) -> PricedEntry | None: ...
 
@@ -109,6 +109,22 @@ class Accrue:
 
 
 @dataclass(frozen=True, slots=True)
+class AddAssistance:
+    record: Assistance
+
+
+@dataclass(frozen=True, slots=True)
+class AccrueTiers:
+    """Add to a person-year's tier accumulator (negative on reversal); never below 0."""
+
+    person_id: str
+    year: int
+    burden: int
+    critical_paid: int
+    assistance_paid: int
+
+
+@dataclass(frozen=True, slots=True)
 class RecordPriced:
     settlement_id: str
     entry: PricedEntry
@@ -119,7 +135,7 @@ class MarkReversed:
     settlement_id: str
 
 
-Effect = TakeId | AddFiling | Accrue | RecordPriced | MarkReversed
+Effect = TakeId | AddFiling | AddAssistance | Accrue | AccrueTiers | RecordPriced | MarkReversed
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +154,8 @@ def price_event(event: Event, fingerprint: str, refdata: RefData, book: Book) ->
         return price_settlement(event, fingerprint, refdata, book)
     if isinstance(event, Reversal):
         return reverse_settlement(event, fingerprint, book)
+    if isinstance(event, Assistance):
+        return Outcome(Registered(assistance_id=event.assistance_id), (AddAssistance(event),))
     return Outcome(Filed(filing_id=event.filing_id), (AddFiling(event),))
 
 
@@ -180,6 +198,17 @@ def price_settlement(s: Settlement, fingerprint: str, refdata: RefData, book: Bo
     split = split_items(s, terms)
     acc = book.accumulator(s.person_id, year, s.kind)
     amounts = apply_policy(s, policy, split, acc, filed)
+    tiers = NO_TIERS
+    if refdata.tiers:  # the tier fields are printed; the policy's blocks say what they pay
+        tiers = price_tiers(
+            policy,
+            s,
+            split.eligible,
+            amounts["fund_pay_fen"],
+            book.tier_accumulator(s.person_id, year),
+            book.assistance_of(s.person_id),
+        )
+        amounts.update(tier_fields(split.total, amounts["fund_pay_fen"], tiers))
     result = Priced(
         settlement_id=s.settlement_id,
         period=period_of(settled),
@@ -190,20 +219,42 @@ def price_settlement(s: Settlement, fingerprint: str, refdata: RefData, book: Bo
         **amounts,
     )
     annual = s.kind != "inpatient"
-    return Outcome(
-        result,
-        (
-            take,
-            Accrue(
+    effects: list[Effect] = [
+        take,
+        Accrue(
+            s.person_id,
+            year,
+            s.kind,
+            fund_paid=result.fund_pay_fen,
+            deductible_used=result.deductible_fen if annual else 0,
+        ),
+    ]
+    if tiers.counted or tiers.critical_pay or tiers.assistance_pay:
+        effects.append(
+            AccrueTiers(
                 s.person_id,
                 year,
-                s.kind,
-                fund_paid=result.fund_pay_fen,
-                deductible_used=result.deductible_fen if annual else 0,
-            ),
-            RecordPriced(s.settlement_id, PricedEntry(s.person_id, year, s.kind, result)),
-        ),
-    )
+                burden=tiers.counted,
+                critical_paid=tiers.critical_pay,
+                assistance_paid=tiers.assistance_pay,
+            )
+        )
+    entry = PricedEntry(s.person_id, year, s.kind, result, counted_fen=tiers.counted)
+    effects.append(RecordPriced(s.settlement_id, entry))
+    return Outcome(result, tuple(effects))
+
+
+def tier_fields(total: int, fund_pay: int, tiers: TierAmounts) -> dict[str, int | str | None]:
+    """The tier fields of a priced result: `due = fund_pay + critical_pay + assistance_pay`
+    and `personal_pay = total − due`."""
+    due = fund_pay + tiers.critical_pay + tiers.assistance_pay
+    return {
+        "critical_pay_fen": tiers.critical_pay,
+        "assistance_pay_fen": tiers.assistance_pay,
+        "due_fen": due,
+        "personal_pay_fen": total - due,
+        "assistance_class": tiers.assistance_class,
+    }
 
 
 def is_covered(s: Settlement, filings: Iterable[Filing]) -> bool:
@@ -267,7 +318,7 @@ def split_items(s: Settlement, terms: dict[str, Terms]) -> ItemSplit:
 
 def apply_policy(
     s: Settlement, policy: Policy, split: ItemSplit, acc: Accumulator, filed: bool
-) -> dict[str, int | bool]:
+) -> dict[str, int | bool | str | None]:
     """Deductible, bands, unfiled cut and annual cap: the amounts of a priced settlement."""
     level = s.hospital_level
     kp: InpatientBlock | AnnualBlock = getattr(policy, s.kind)
@@ -321,6 +372,7 @@ def reverse_settlement(r: Reversal, fingerprint: str, book: Book) -> Outcome:
         return Outcome(_rejected_reversal(r, "ALREADY_REVERSED"), (take,))
 
     original = entry.result
+    names = AMOUNT_FIELDS + TIER_FIELDS if original.has_tiers else AMOUNT_FIELDS
     result = Reversed(
         reversal_id=r.reversal_id,
         settlement_id=r.settlement_id,
@@ -328,23 +380,34 @@ def reverse_settlement(r: Reversal, fingerprint: str, book: Book) -> Outcome:
         payer=original.payer,
         payee=original.payee,
         hospital_id=original.hospital_id,
-        **{name: -getattr(original, name) for name in AMOUNT_FIELDS},
+        **{name: -getattr(original, name) for name in names},
     )
     annual = entry.kind != "inpatient"
-    return Outcome(
-        result,
-        (
-            take,
-            Accrue(
+    effects: list[Effect] = [
+        take,
+        Accrue(
+            entry.person_id,
+            entry.year,
+            entry.kind,
+            fund_paid=-original.fund_pay_fen,
+            deductible_used=-original.deductible_fen if annual else 0,
+        ),
+    ]
+    critical_paid = original.critical_pay_fen or 0
+    assistance_paid = original.assistance_pay_fen or 0
+    if entry.counted_fen or critical_paid or assistance_paid:
+        # The original's isp only when it was counted, and its tier pays, back out.
+        effects.append(
+            AccrueTiers(
                 entry.person_id,
                 entry.year,
-                entry.kind,
-                fund_paid=-original.fund_pay_fen,
-                deductible_used=-original.deductible_fen if annual else 0,
-            ),
-            MarkReversed(r.settlement_id),
-        ),
-    )
+                burden=-entry.counted_fen,
+                critical_paid=-critical_paid,
+                assistance_paid=-assistance_paid,
+            )
+        )
+    effects.append(MarkReversed(r.settlement_id))
+    return Outcome(result, tuple(effects))
 
 
 def _rejected_reversal(r: Reversal, reason: str) -> Rejected:
@@ -363,6 +426,8 @@ class MemoryBook:
     filings: dict[str, list[Filing]] = field(default_factory=dict)
     accumulators: dict[tuple[str, int, str], Accumulator] = field(default_factory=dict)
     priced: dict[str, PricedEntry] = field(default_factory=dict)
+    assistance: dict[str, list[Assistance]] = field(default_factory=dict)
+    tier_accumulators: dict[tuple[str, int], TierAccumulator] = field(default_factory=dict)
 
     def fingerprint_of(self, key: str) -> str | None:
         return self.fingerprints.get(key)
@@ -370,8 +435,14 @@ class MemoryBook:
     def filings_of(self, person_id: str) -> Sequence[Filing]:
         return self.filings.get(person_id, ())
 
+    def assistance_of(self, person_id: str) -> Sequence[Assistance]:
+        return self.assistance.get(person_id, ())
+
     def accumulator(self, person_id: str, year: int, kind: str) -> Accumulator:
         return self.accumulators.get((person_id, year, kind), _ZERO)
+
+    def tier_accumulator(self, person_id: str, year: int) -> TierAccumulator:
+        return self.tier_accumulators.get((person_id, year), _NO_TIER_ACCUMULATOR)
 
     def priced_entry(self, settlement_id: str) -> PricedEntry | None:
         return self.priced.get(settlement_id)
@@ -382,6 +453,7 @@ class MemoryBook:
 
 
 _ZERO = Accumulator()
+_NO_TIER_ACCUMULATOR = TierAccumulator()
 
 
 def accrue(acc: Accumulator, change: Accrue) -> Accumulator:
@@ -392,15 +464,31 @@ def accrue(acc: Accumulator, change: Accrue) -> Accumulator:
     )
 
 
+def accrue_tiers(acc: TierAccumulator, change: AccrueTiers) -> TierAccumulator:
+    """A tier accumulator after a change; reversals never take it below 0."""
+    return TierAccumulator(
+        burden=max(0, acc.burden + change.burden),
+        critical_paid=max(0, acc.critical_paid + change.critical_paid),
+        assistance_paid=max(0, acc.assistance_paid + change.assistance_paid),
+    )
+
+
 def apply_effect(book: MemoryBook, effect: Effect) -> None:
     match effect:
         case TakeId(key, fp):
             book.fingerprints[key] = fp
         case AddFiling(filing):
             book.filings.setdefault(filing.person_id, []).append(filing)
+        case AddAssistance(record):
+            book.assistance.setdefault(record.person_id, []).append(record)
         case Accrue(person_id, year, kind):
             slot = (person_id, year, kind)
             book.accumulators[slot] = accrue(book.accumulators.get(slot, _ZERO), effect)
+        case AccrueTiers(person_id, year):
+            tier_slot = (person_id, year)
+            book.tier_accumulators[tier_slot] = accrue_tiers(
+                book.tier_accumulators.get(tier_slot, _NO_TIER_ACCUMULATOR), effect
+            )
         case RecordPriced(settlement_id, entry):
             book.priced[settlement_id] = entry
         case MarkReversed(settlement_id):

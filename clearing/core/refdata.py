@@ -29,14 +29,20 @@ class Terms(NamedTuple):
 
 @dataclass
 class RefData:
-    """Policies by (region, scheme, year) and catalogs by (province, year)."""
+    """Policies by (region, scheme, year) and catalogs by (province, year).
+
+    `tiers` is true once some policy has a `critical` or `assistance` block (`tiers.md`): then
+    priced and reversed results carry the tier fields (see `clearing.core.models.results`).
+    """
 
     policies: dict[tuple[str, str, int], Policy] = field(default_factory=dict)
     catalogs: dict[tuple[str, int], Catalog] = field(default_factory=dict)
     terms: dict[tuple[str, int], dict[str, Terms]] = field(default_factory=dict)
+    tiers: bool = False
 
     def add_policy(self, policy: Policy) -> None:
         self.policies[(policy.region, policy.scheme, policy.year)] = policy
+        self.tiers = self.tiers or policy.has_tiers
 
     def add_catalog(self, catalog: Catalog) -> None:
         key = (catalog.province, catalog.year)

@@ -6,7 +6,7 @@ import json
 
 from pydantic import BaseModel, TypeAdapter
 
-from clearing.core.models.events import Filing, Reversal, Settlement
+from clearing.core.models.events import Assistance, Filing, Reversal, Settlement
 from clearing.core.models.refdata import Catalog, Policy
 from clearing.core.models.results import Result
 
@@ -14,6 +14,7 @@ DOCUMENTS: dict[str, type[BaseModel] | TypeAdapter] = {
     "settlement": Settlement,
     "reversal": Reversal,
     "filing": Filing,
+    "assistance": Assistance,
     "policy": Policy,
     "catalog": Catalog,
     "result": TypeAdapter(Result),

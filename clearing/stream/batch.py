@@ -287,10 +287,12 @@ class LoadedBook:
 def copy_book(book: MemoryBook) -> MemoryBook:
     """A copy pricing may change while the original stays as read (its values are immutable)."""
     return MemoryBook(
-        dict(book.fingerprints),
-        {person: list(filings) for person, filings in book.filings.items()},
-        dict(book.accumulators),
-        dict(book.priced),
+        fingerprints=dict(book.fingerprints),
+        filings={person: list(filings) for person, filings in book.filings.items()},
+        accumulators=dict(book.accumulators),
+        priced=dict(book.priced),
+        assistance={person: list(records) for person, records in book.assistance.items()},
+        tier_accumulators=dict(book.tier_accumulators),
     )
 
 
@@ -389,6 +391,8 @@ def write_batch(
                 new_priced.add(settlement_id)
             case MarkReversed(settlement_id):
                 newly_reversed.add(settlement_id)
+            # AddAssistance and AccrueTiers (tiers.md) are not stored yet: the stream keeps
+            # assistance records and tier accumulators only within a batch.
     state.bulk_insert(conn, state.ids, taken)
     state.bulk_insert(conn, state.filings, new_filings)
     write_accumulators(conn, loaded, book, touched)

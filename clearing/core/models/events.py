@@ -1,4 +1,4 @@
-"""The three inbound events: settlement, reversal and filing (`events.md`)."""
+"""The inbound events: settlement, reversal, filing (`events.md`) and assistance (`tiers.md`)."""
 
 from __future__ import annotations
 
@@ -113,9 +113,35 @@ class Filing(BaseModel):
         return self
 
 
-Event = Settlement | Reversal | Filing
+class Assistance(BaseModel):
+    """The home province names a person eligible for medical assistance (救助对象认定).
+
+    `class` is `A` (特困/低保, the higher rate) or `B`; like a filing, it takes effect for the
+    events after it, and records are not deduplicated.
+    """
+
+    model_config = STRICT
+
+    type: Literal["assistance"]
+    schema_version: SchemaVersion
+    assistance_id: Id
+    person_id: Id
+    home_region: Region
+    class_: Annotated[Literal["A", "B"], Field(alias="class")]
+    valid_from: DateStr
+    valid_to: DateStr | None
+
+    @model_validator(mode="after")
+    def _valid_to_not_before_valid_from(self) -> Assistance:
+        if self.valid_to is not None and self.valid_to < self.valid_from:
+            raise ValueError("valid_to is before valid_from")
+        return self
+
+
+Event = Settlement | Reversal | Filing | Assistance
 EVENT_MODELS: dict[str, type[BaseModel]] = {
     "settlement": Settlement,
     "reversal": Reversal,
     "filing": Filing,
+    "assistance": Assistance,
 }

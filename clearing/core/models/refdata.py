@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, model_validator
@@ -37,7 +38,7 @@ class Band(BaseModel):
     ratio_bp: RatiosByLevel
 
 
-def _check_bands(bands: list[Band]) -> None:
+def _check_bands(bands: Sequence[Band | CriticalBand]) -> None:
     if bands[-1].upto_fen is not None:
         raise ValueError("the last band must have upto_fen null")
     uppers = [b.upto_fen for b in bands[:-1]]
@@ -73,8 +74,73 @@ class AnnualBlock(BaseModel):
         return self
 
 
+Kind = Literal["inpatient", "outpatient", "chronic"]
+
+
+def _check_kinds(kinds: list[str]) -> None:
+    if len(set(kinds)) != len(kinds):
+        raise ValueError("kinds must be distinct")
+
+
+class CriticalBand(BaseModel):
+    """A band of serious-illness insurance: one ratio, whatever the hospital level."""
+
+    model_config = STRICT
+
+    upto_fen: Fen | None
+    ratio_bp: BasisPoints
+
+
+class CriticalBlock(BaseModel):
+    """Serious-illness insurance (大病保险) on the in-scope burden above an annual threshold."""
+
+    model_config = STRICT
+
+    kinds: Annotated[list[Kind], Field(min_length=1)]
+    annual_threshold_fen: Fen
+    bands: Annotated[list[CriticalBand], Field(min_length=1)]
+    annual_cap_fen: Fen | None  # null: no cap
+
+    @model_validator(mode="after")
+    def _kinds_and_bands(self) -> CriticalBlock:
+        _check_kinds(self.kinds)
+        _check_bands(self.bands)
+        return self
+
+
+class AssistanceRatios(BaseModel):
+    """The medical-assistance ratio of each class, keyed exactly "A" and "B"."""
+
+    model_config = STRICT
+
+    class_a: Annotated[BasisPoints, Field(alias="A")]
+    class_b: Annotated[BasisPoints, Field(alias="B")]
+
+    def of(self, class_: str) -> int:
+        return self.class_a if class_ == "A" else self.class_b
+
+
+class AssistanceBlock(BaseModel):
+    """Medical assistance (医疗救助) for eligible persons on what is still left to them."""
+
+    model_config = STRICT
+
+    kinds: Annotated[list[Kind], Field(min_length=1)]
+    ratio_bp: AssistanceRatios
+    annual_cap_fen: Fen
+
+    @model_validator(mode="after")
+    def _kinds(self) -> AssistanceBlock:
+        _check_kinds(self.kinds)
+        return self
+
+
 class Policy(BaseModel):
-    """The home fund's rules, one per (region, scheme, year)."""
+    """The home fund's rules, one per (region, scheme, year).
+
+    `critical` and `assistance` (`tiers.md`) are optional: a block that is absent (or null)
+    pays nothing and accrues nothing.
+    """
 
     model_config = STRICT
 
@@ -86,6 +152,12 @@ class Policy(BaseModel):
     inpatient: InpatientBlock
     outpatient: AnnualBlock
     chronic: AnnualBlock
+    critical: CriticalBlock | None = None
+    assistance: AssistanceBlock | None = None
+
+    @property
+    def has_tiers(self) -> bool:
+        return self.critical is not None or self.assistance is not None
 
 
 class CatalogEntry(BaseModel):

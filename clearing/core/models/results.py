@@ -1,13 +1,21 @@
 """The result of each event (`pricing.md`, "Result of each event"), one per input event.
 
 `line` is set by the offline command (1-based input line); the stream sets `source` instead.
+
+Which tier fields a result carries (`tiers.md`): `critical_pay_fen`, `assistance_pay_fen`,
+`due_fen` and, on a priced result, `assistance_class` are printed on every priced and reversed
+result of reference data that has tiers — some policy with a `critical` or `assistance` block —
+with `assistance_class: null` when assistance did not apply. Reference data with neither block
+leaves them out (None) and prints results exactly as `pricing.md` did, so a bundle of before
+the tiers gives the same output as before; there `due = fund_pay`. A reversal carries the tier
+fields when its original does.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializationInfo, model_serializer
 
 Reason = Literal[
     "AMOUNT_MISMATCH",
@@ -39,6 +47,11 @@ class Filed(_Result):
     filing_id: str
 
 
+class Registered(_Result):
+    status: Literal["registered"] = "registered"
+    assistance_id: str
+
+
 class Duplicate(_Result):
     status: Literal["duplicate"] = "duplicate"
     settlement_id: str
@@ -52,8 +65,14 @@ class Rejected(_Result):
     reasons: list[Reason]
 
 
+_TIER = "Printed (an integer) when the reference data has tiers (tiers.md), else left out"
+
+
 class Amounts(_Result):
-    """The seven amounts every priced and reversed result carries, in fen."""
+    """The seven amounts every priced and reversed result carries, in fen, and the tiers'.
+
+    The three tier amounts are None (left out) for reference data without tiers.
+    """
 
     period: Period
     payer: str
@@ -65,7 +84,14 @@ class Amounts(_Result):
     eligible_fen: int
     deductible_fen: int
     fund_pay_fen: int
+    critical_pay_fen: Annotated[int | None, Field(description=_TIER)] = None
+    assistance_pay_fen: Annotated[int | None, Field(description=_TIER)] = None
+    due_fen: Annotated[int | None, Field(description=_TIER)] = None
     personal_pay_fen: int
+
+    @property
+    def has_tiers(self) -> bool:
+        return self.due_fen is not None
 
 
 class Priced(Amounts):
@@ -73,6 +99,23 @@ class Priced(Amounts):
     settlement_id: str
     filed: bool
     cap_reached: bool
+    assistance_class: Annotated[
+        Literal["A", "B"] | None,
+        Field(description="With tiers: the class assistance applied with, null when it did not"),
+    ] = None
+
+    @model_serializer(mode="wrap")
+    def _null_assistance_class(self, handler, info: SerializationInfo):  # schema: the model's
+        """With tiers, `assistance_class` is printed even when null (no assistance applied)."""
+        out = handler(self)
+        if self.due_fen is None or "assistance_class" in out:
+            return out
+        if info.include is not None and "assistance_class" not in info.include:
+            return out
+        if info.exclude is not None and "assistance_class" in info.exclude:
+            return out
+        out["assistance_class"] = None
+        return out
 
 
 class Reversed(Amounts):
@@ -81,7 +124,7 @@ class Reversed(Amounts):
     settlement_id: str
 
 
-Result = Invalid | Filed | Duplicate | Rejected | Priced | Reversed
+Result = Invalid | Filed | Registered | Duplicate | Rejected | Priced | Reversed
 AMOUNT_FIELDS = (
     "total_fen",
     "self_pay_fen",
@@ -91,6 +134,7 @@ AMOUNT_FIELDS = (
     "fund_pay_fen",
     "personal_pay_fen",
 )
+TIER_FIELDS = ("critical_pay_fen", "assistance_pay_fen", "due_fen")
 
 
 def result_json(result: BaseModel) -> dict:
