@@ -9,11 +9,14 @@ date; `visit` at noon on its visit date.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-from builders import POLICY, filing, item, refdata, reversal, settlement
+from builders import CATALOG, POLICY, filing, item, refdata, reversal, settlement
 from pydantic import TypeAdapter
 
 from clearing.core.models.events import Settlement
@@ -546,3 +549,140 @@ def test_every_flag_is_valid_against_its_model() -> None:
     for flag in flags:
         assert adapter.validate_python(flag).model_dump() == flag
         assert flag["flag_id"].startswith(flag["rule"] + ":")
+
+
+# ---------------------------------------------------------------------------------------------
+# `clearing flags`
+
+
+def write_refdata(directory: Path) -> Path:
+    (directory / "policies").mkdir(parents=True)
+    (directory / "catalogs").mkdir()
+    (directory / "policies" / "230000-employee-2026.json").write_bytes(orjson.dumps(POLICY))
+    for province in ("110000", "230000"):
+        catalog = {**CATALOG, "province": province}
+        (directory / "catalogs" / f"{province}-2026.json").write_bytes(orjson.dumps(catalog))
+    return directory
+
+
+CLI_EVENTS = [
+    filing(),
+    stay("S1", "2026-01-01", "2026-01-10"),
+    stay("S2", "2026-01-09", "2026-01-12", "H2", diagnosis=["J18.9"]),
+    visit("S3", "2026-01-05", "H2", items=ITEMS),
+    stay("S4", "2026-01-20", "2026-01-22", diagnosis=["K35.1"]),
+    visit("S5", "2026-01-05", "H2", items=[ITEMS[2], item("B1", "1.0", 3000), ITEMS[0]]),
+    reversal("R1", "S5"),
+    visit("S3", "2026-01-05", "H2", items=ITEMS),  # a duplicate event: no effect
+]
+
+
+def cli_expected() -> list[dict[str, Any]]:
+    s1 = side("S1", "2026-01-01", "2026-01-10")
+    s3 = side("S3", "2026-01-05", None, "H2", kind="outpatient", total=6000 + 3000)
+    s5 = {**s3, "settlement_id": "S5"}
+
+    def pair(
+        rule: str, first: str, second: str, hospitals: list[str], **evidence: Any
+    ) -> dict[str, Any]:
+        return {
+            "type": "flag",
+            "schema_version": 1,
+            "flag_id": f"{rule}:{first}:{second}",
+            "rule": rule,
+            "person_id": "P1",
+            "settlement_ids": [first, second],
+            "period": "2026-01",
+            "hospital_ids": hospitals,
+            "payers": ["230000"],
+            "payees": ["110000"],
+            "evidence": evidence,
+        }
+
+    return [
+        pair(
+            "OVERLAPPING_STAYS",
+            "S1",
+            "S2",
+            ["H1", "H2"],
+            earlier=s1,
+            later=side("S2", "2026-01-09", "2026-01-12", "H2", diagnosis="J18.9"),
+            overlap_days=1,
+        ),
+        pair(
+            "OUTPATIENT_DURING_STAY",
+            "S1",
+            "S3",
+            ["H1", "H2"],
+            earlier=s1,
+            later=s3,
+            days_after_admission=4,
+        ),
+        pair(
+            "QUICK_READMISSION",
+            "S1",
+            "S4",
+            ["H1"],
+            earlier=s1,
+            later=side("S4", "2026-01-20", "2026-01-22", diagnosis="K35.1"),
+            days_between=10,
+            diagnosis_category="K35",
+        ),
+        pair(
+            "OUTPATIENT_DURING_STAY",
+            "S1",
+            "S5",
+            ["H1", "H2"],
+            earlier=s1,
+            later=s5,
+            days_after_admission=4,
+        ),
+        pair("DUPLICATE_BILLING", "S3", "S5", ["H2"], earlier=s3, later=s5, items=3),
+        {
+            "type": "flag",
+            "schema_version": 1,
+            "flag_id": "HIGH_REVERSAL_RATE:2026-01:H2",
+            "rule": "HIGH_REVERSAL_RATE",
+            "hospital_id": "H2",
+            "period": "2026-01",
+            "hospital_ids": ["H2"],
+            "payers": ["230000"],
+            "payees": ["110000"],
+            "evidence": {
+                "settlements": 3,
+                "reversals": 1,
+                "min_settlements": 3,
+                "max_reversal_rate_bp": 1000,
+            },
+        },
+    ]
+
+
+def clearing(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "clearing.cli", *args], input=stdin, capture_output=True, check=False
+    )
+
+
+def test_flags_command_prints_every_flag_in_the_order_raised(tmp_path: Path) -> None:
+    refdata_dir = write_refdata(tmp_path / "refdata")
+    lines = [orjson.dumps(event) for event in CLI_EVENTS]
+    lines.insert(3, b"{not json")  # an invalid line: priced as invalid, no flag
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b"\n".join(lines) + b"\n")
+    args = ("flags", "--refdata", str(refdata_dir), "--min-settlements", "3")
+    run_file = clearing(*args, str(events))
+    assert run_file.returncode == 0, run_file.stderr.decode()
+    assert run_file.stdout.splitlines() == [orjson.dumps(flag) for flag in cli_expected()]
+    run_stdin = clearing(*args, stdin=events.read_bytes())
+    assert run_stdin.returncode == 0, run_stdin.stderr.decode()
+    assert run_stdin.stdout == run_file.stdout
+    # With the default 20 settlements, H2's three are too few.
+    run_defaults = clearing("flags", "--refdata", str(refdata_dir), str(events))
+    assert run_defaults.stdout.splitlines() == run_file.stdout.splitlines()[:-1]
+
+
+def test_flags_command_bad_refdata_is_a_clear_error(tmp_path: Path) -> None:
+    run_bad = clearing("flags", "--refdata", str(tmp_path), stdin=b"")
+    assert run_bad.returncode == 2
+    assert run_bad.stderr.startswith(b"clearing flags: ")
