@@ -10,6 +10,7 @@ import sys
 # `func(args)` returns the process exit status.
 SUBCOMMAND_MODULES = (
     "clearing.ops.offline",
+    "clearing.ops.flags",
     "clearing.ops.schemas",
     "clearing.ops.simulate.cli",
     "clearing.ops.ledger_cli",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from clearing.core.models.events import Event
 from clearing.core.models.results import Invalid, Result
 from clearing.core.parse import Parsed, Rejection, parse_event
 from clearing.core.pricing import MemoryBook, Outcome, price_event
@@ -41,3 +42,10 @@ class Pricer:
 
     def process(self, raw: bytes | str) -> Result:
         return price_parsed(parse_event(raw), self.refdata, self.book).result
+
+    def process_event(self, raw: bytes | str) -> tuple[Event | None, Result]:
+        """The same as `process`, with the valid event the result is of (None when invalid):
+        for whoever reads the settlement's fields beside its result (monitoring)."""
+        parsed = parse_event(raw)
+        result = price_parsed(parsed, self.refdata, self.book).result
+        return (parsed.event if isinstance(parsed, Parsed) else None), result

@@ -7,6 +7,7 @@ import json
 from pydantic import BaseModel, TypeAdapter
 
 from clearing.core.models.events import Assistance, Filing, Reversal, Settlement
+from clearing.core.models.flags import Flag
 from clearing.core.models.refdata import Catalog, Policy
 from clearing.core.models.results import Result
 
@@ -18,6 +19,7 @@ DOCUMENTS: dict[str, type[BaseModel] | TypeAdapter] = {
     "policy": Policy,
     "catalog": Catalog,
     "result": TypeAdapter(Result),
+    "flag": TypeAdapter(Flag),
 }
 
 
