@@ -63,9 +63,19 @@ FILING_KEYS = {
     "valid_from",
     "valid_to",
 }
+ASSISTANCE_KEYS = {
+    "type",
+    "schema_version",
+    "assistance_id",
+    "person_id",
+    "home_region",
+    "class",
+    "valid_from",
+    "valid_to",
+}
 
 
-# --- an independent reading of events.md ---------------------------------------------------
+# --- an independent reading of events.md, and of tiers.md's assistance event ----------------
 
 
 def is_int(value: Any) -> bool:
@@ -173,6 +183,20 @@ def filing_problems(event: dict) -> list[str]:
     return [name for name, ok in checks.items() if not ok]
 
 
+def assistance_problems(event: dict[str, Any]) -> list[str]:
+    if set(event) != ASSISTANCE_KEYS:
+        return ["fields"]
+    checks = {
+        "ids": is_id(event["assistance_id"]) and is_id(event["person_id"]),
+        "home_region": is_region(event["home_region"]),
+        "class": event["class"] in ("A", "B") and isinstance(event["class"], str),
+        "valid_from": is_date(event["valid_from"]),
+        "valid_to": event["valid_to"] is None
+        or (is_date(event["valid_to"]) and event["valid_to"] >= event["valid_from"]),
+    }
+    return [name for name, ok in checks.items() if not ok]
+
+
 def spec_problems(raw: bytes) -> list[str]:
     """Why a line is not a valid event per events.md (empty when it is valid)."""
     try:
@@ -187,6 +211,7 @@ def spec_problems(raw: bytes) -> list[str]:
         "settlement": settlement_problems,
         "reversal": reversal_problems,
         "filing": filing_problems,
+        "assistance": assistance_problems,
     }.get(event.get("type"))
     return ["type"] if check is None else check(event)
 
@@ -294,14 +319,19 @@ def test_valid_lines_follow_the_spec_and_invalid_lines_do_not(year_bundle):
 def test_ids_are_unique_and_filings_come_before_their_persons_settlements(year_bundle):
     settlement_ids: Counter[str] = Counter()
     filed: set[str] = set()
+    assisted: set[str] = set()
     for raw, intent in bundle_lines(year_bundle):
         if intent["status"] == "invalid":
             continue
         event = json.loads(raw)
         if event["type"] == "filing":
             filed.add(event["person_id"])
+        elif event["type"] == "assistance":
+            assisted.add(event["person_id"])
         elif event["type"] == "settlement" and intent["status"] == "priced" and intent["filed"]:
             assert event["emergency"] or event["person_id"] in filed
+        if intent.get("assistance_class") is not None:
+            assert event["person_id"] in assisted
         first_submission = intent.get("reasons") != ["DUPLICATE_CONFLICT"]
         if event["type"] == "settlement" and intent["status"] != "duplicate" and first_submission:
             settlement_ids[event["settlement_id"]] += 1
@@ -317,6 +347,9 @@ def test_proportions_are_roughly_those_of_the_sample(year_bundle):
     assert share["priced"] >= 0.65
     assert 0.005 <= share["duplicate"] <= 0.02
     assert 0.005 <= share["reversed"] <= 0.03
+    assert 0.003 <= share["registered"] <= 0.012
+    classes = Counter(i.get("assistance_class") for i in intents if i["status"] == "priced")
+    assert classes["A"] > 0 and classes["B"] > 0 and classes[None] > 0.9 * sum(classes.values())
     reasons = Counter(r for i in intents for r in i.get("reasons", []))
     assert set(reasons) == {
         "AMOUNT_MISMATCH",
@@ -433,8 +466,17 @@ def test_the_engine_gives_every_line_its_intended_outcome(priced_bundle):
         assert result.get("reasons", []) == intent.get("reasons", []), (result, intent)
         if result["status"] == "priced":
             assert result["filed"] == intent["filed"], (result, intent)
+            assert result["assistance_class"] == intent.get("assistance_class"), (result, intent)
     statuses = {result["status"] for result, _ in priced_bundle}
-    assert statuses == {"priced", "rejected", "duplicate", "invalid", "reversed", "filed"}
+    assert statuses == {
+        "priced",
+        "rejected",
+        "duplicate",
+        "invalid",
+        "reversed",
+        "filed",
+        "registered",
+    }
     assert any(r.get("cap_reached") for r, _ in priced_bundle)
 
 

@@ -9,45 +9,89 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import orjson
 
 from clearing.core.errors import ClearingError
 from clearing.core.money import yuan
+from clearing.core.netting import due_of
 from clearing.core.provinces import english as name
 
 DASHBOARD = "http://127.0.0.1:{port}/"
 
+Obligation = Mapping[str, Any]  # one obligation of a statement, as its JSON reads
 
-def describe(statement: dict, top: int = 10) -> list[str]:
+
+@dataclass(frozen=True, slots=True)
+class PayerSplit:
+    """What the home provinces owe, by payer, in fen: the basic fund, serious-illness
+    insurance, medical assistance, and the total due (their sum)."""
+
+    fund_pay_fen: int
+    critical_pay_fen: int
+    assistance_pay_fen: int
+    due_fen: int
+
+    @classmethod
+    def of(cls, obligations: Iterable[Obligation]) -> PayerSplit:
+        """Summed over the obligations; without tiers (`tiers.md`) a statement has no tier
+        fields: the two tiers are 0 and the due is the fund pay."""
+        fund = critical = assistance = due = 0
+        for o in obligations:
+            fund += int(o["fund_pay_fen"])
+            critical += int(o.get("critical_pay_fen", 0))
+            assistance += int(o.get("assistance_pay_fen", 0))
+            due += int(due_of(o))
+        return cls(fund, critical, assistance, due)
+
+
+def amount_row(label: str, fen: int, indent: int = 2) -> str:
+    """`label` and the amount in yuan, the amounts of all rows aligned."""
+    return f"{' ' * indent}{label:<{30 - indent}}{yuan(fen):>22} yuan"
+
+
+def describe_split(split: PayerSplit) -> list[str]:
+    """The national totals by payer, in yuan."""
+    return [
+        "  owed by the home provinces, by payer:",
+        amount_row("basic fund", split.fund_pay_fen, 4),
+        amount_row("serious-illness insurance", split.critical_pay_fen, 4),
+        amount_row("medical assistance", split.assistance_pay_fen, 4),
+        amount_row("total due", split.due_fen, 4),
+    ]
+
+
+def describe(statement: Mapping[str, Any], top: int = 10) -> list[str]:
     """A readable summary of one statement."""
-    obligations = statement["obligations"]
+    obligations: list[Obligation] = statement["obligations"]
     settlements = sum(o["settlements"] for o in obligations)
     reversals = sum(o["reversals"] for o in obligations)
     total = sum(o["total_fen"] for o in obligations)
-    fund = sum(o["fund_pay_fen"] for o in obligations)
     personal = sum(o["personal_pay_fen"] for o in obligations)
     lines = [
         f"Statement {statement['period']}: {settlements:,} settlements, {reversals:,} reversals, "
         f"{len(obligations):,} province pairs",
-        f"  medical costs        {yuan(total):>22} yuan",
-        f"  paid by the funds    {yuan(fund):>22} yuan",
-        f"  paid by the patients {yuan(personal):>22} yuan",
+        amount_row("medical costs", total),
+        amount_row("paid by the patients", personal),
+        *describe_split(PayerSplit.of(obligations)),
         "",
-        f"Top {top} province pairs by fund payment (home province owes treating province):",
+        f"Top {top} province pairs by amount due (home province owes treating province):",
     ]
-    ranked = sorted(obligations, key=lambda o: (-o["fund_pay_fen"], o["payer"], o["payee"]))
+    ranked = sorted(obligations, key=lambda o: (-due_of(o), o["payer"], o["payee"]))
     for o in ranked[:top]:
         lines.append(
-            f"  {name(o['payer']):>26} -> {name(o['payee']):<26} {yuan(o['fund_pay_fen']):>18} yuan"
+            f"  {name(o['payer']):>26} -> {name(o['payee']):<26} {yuan(due_of(o)):>18} yuan"
             f"  ({o['settlements']:,} settlements)"
         )
     positions = sorted(statement["net_positions"].items(), key=lambda kv: (-kv[1], kv[0]))
     lines += ["", "Net positions (positive: receives; negative: pays):"]
     for province, amount in positions:
         lines.append(f"  {name(province):>26} {yuan(amount):>20} yuan")
-    gross = sum(o["fund_pay_fen"] for o in obligations if o["fund_pay_fen"] > 0)
+    gross = sum(due_of(o) for o in obligations if due_of(o) > 0)
     moved = sum(t["amount_fen"] for t in statement["transfers"])
     lines += [
         "",

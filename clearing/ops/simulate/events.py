@@ -1,5 +1,5 @@
 """Valid events as the stream writes them: settlements with their items and diagnoses,
-filings, and reversals."""
+filings, medical-assistance records, and reversals."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from clearing.ops.simulate.clock import DAY, Clock, day_text
 from clearing.ops.simulate.geography import Hospital
 from clearing.ops.simulate.ids import Ids
 from clearing.ops.simulate.items import MIX_KIND, ItemDraw, item_count
-from clearing.ops.simulate.people import PROFILES, Filing, Person
+from clearing.ops.simulate.people import PROFILES, Aid, Filing, Person, Profile
 from clearing.ops.simulate.refdata import ItemCode
 
 DIAGNOSES = {
@@ -87,6 +87,19 @@ def filing_event(
     }
 
 
+def assistance_event(assistance_id: str, person_id: str, aid: Aid) -> dict[str, Any]:
+    return {
+        "type": "assistance",
+        "schema_version": 1,
+        "assistance_id": assistance_id,
+        "person_id": person_id,
+        "home_region": aid.home_region,
+        "class": aid.klass,
+        "valid_from": day_text(aid.valid_from),
+        "valid_to": None if aid.valid_to is None else day_text(aid.valid_to),
+    }
+
+
 class EventFactory:
     """Makes settlements and reversals, drawing on the stream's generator and clock."""
 
@@ -104,26 +117,30 @@ class EventFactory:
         self.emergency = emergency
         self.draws = {mix: ItemDraw.of(pool, mix, kind) for mix, kind in MIX_KIND.items()}
 
-    def item_mix(self, kind: str, heavy: bool) -> str:
-        """Which pick table a visit draws from: a fifth of the stays are surgical, and costly."""
+    def item_mix(self, kind: str, profile: Profile) -> str:
+        """Which pick table a visit draws from: the patient's own mix for a stay or chronic
+        care, else a fifth of the ordinary stays are surgical, and costly."""
+        if kind == "chronic":
+            return profile.chronic_mix
         if kind != "inpatient":
             return kind
-        if heavy:
-            return "heavy"
+        if profile.inpatient_mix is not None:
+            return profile.inpatient_mix
         return "surgical" if self.rng.random() < 0.2 else "inpatient"
 
-    def items(self, kind: str, heavy: bool, hospital: Hospital) -> list[dict[str, Any]]:
-        draw = self.draws[self.item_mix(kind, heavy)]
-        return draw.draw(self.rng, item_count(self.rng, kind), hospital.factor)
+    def items(self, kind: str, profile: Profile, hospital: Hospital) -> list[dict[str, Any]]:
+        mix = self.item_mix(kind, profile)
+        return self.draws[mix].draw(self.rng, item_count(self.rng, kind, mix), hospital.factor)
 
     def settlement(
         self, person: Person, kind: str, hospital: Hospital, local: int
     ) -> tuple[dict[str, Any], int, bool]:
         """A valid settlement event, its admission day, and whether it is an emergency."""
         rng = self.rng
-        heavy = PROFILES[person.profile].heavy
+        profile = PROFILES[person.profile]
+        heavy = profile.heavy
         emergency = rng.random() < self.emergency[kind]
-        items = self.items(kind, heavy, hospital)
+        items = self.items(kind, profile, hospital)
         day = local // DAY
         admitted = day - (
             min(90, len(items) // 5 + rng.randint(0, 4)) if kind == "inpatient" else 0

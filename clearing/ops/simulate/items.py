@@ -52,8 +52,23 @@ PICK_WEIGHTS: dict[str, dict[str, float]] = {
         "ZZ0": 1.0,
         "ZZ1": 0.5,
     },
+    # Repeated costly stays (chemotherapy, transplant): much surgery, implants, dear drugs.
+    "catastrophic": {
+        "XM0": 16,
+        "XM1": 12,
+        "XM2": 20,
+        "YP0": 14,
+        "YP1": 10,
+        "YP2": 20,
+        "HC1": 2.0,
+        "HC2": 6.0,
+        "ZZ0": 1.0,
+        "ZZ1": 0.5,
+    },
     "outpatient": {"XM0": 47, "XM1": 2, "YP0": 48, "YP1": 1.5, "ZZ0": 2},
     "chronic": {"XM0": 24, "XM1": 8, "YP0": 52, "YP1": 6, "ZZ0": 2},
+    # Outpatient targeted drugs and their monitoring between costly stays.
+    "targeted": {"XM0": 20, "XM1": 12, "YP0": 30, "YP1": 14, "YP2": 22, "ZZ0": 2},
 }
 
 # (quantity text, weight) by tier; outpatient visits take less, chronic drugs are dispensed for
@@ -140,23 +155,29 @@ MIX_KIND = {
     "inpatient": "inpatient",
     "surgical": "inpatient",
     "heavy": "inpatient",
+    "catastrophic": "inpatient",
     "outpatient": "outpatient",
     "chronic": "chronic",
+    "targeted": "chronic",
 }
 
 
 def quantity_key(kind: str, group: str) -> str:
-    """Which quantity table an item is drawn from."""
+    """Which quantity table an item is drawn from: chronic drugs are dispensed for weeks, but
+    the dear ones (tier 2) a pack at a time."""
     if kind == "outpatient":
         return "outpatient"
-    if kind == "chronic" and group.startswith("YP"):
+    if kind == "chronic" and group.startswith("YP") and group[2] != "2":
         return "chronic"
     return group[2]
 
 
-def item_count(rng: Random, kind: str) -> int:
+def item_count(rng: Random, kind: str, mix: str) -> int:
     """Line items of a visit: about 46 for a stay (the sample has 44), 1–9 for an outpatient
-    visit; rarely a very long stay, up to the 2000-item limit."""
+    visit; rarely a very long stay, up to the 2000-item limit. A catastrophic stay (a
+    transplant, intensive chemotherapy) runs to weeks, with 40–120 items."""
+    if mix == "catastrophic":
+        return rng.randint(40, 120)
     if kind != "inpatient":
         return rng.randint(1, 9) if kind == "outpatient" else rng.randint(2, 9)
     r = rng.random()

@@ -43,9 +43,26 @@ def expected_reasons(
     return sorted(reasons)
 
 
+def expected_assistance_class(
+    refs: RefIndex,
+    *,
+    kind: str,
+    home_region: str,
+    scheme: str,
+    year: int,
+    covering: str | None,
+) -> str | None:
+    """The `assistance_class` of tiers.md for a priced settlement: the class of the records
+    covering it (`covering`), when the governing policy's assistance covers its kind."""
+    if kind not in refs.assistance_kinds(home_region, scheme, year):
+        return None
+    return covering
+
+
 @dataclass(slots=True)
 class Intent:
-    """What a line is meant to become when priced."""
+    """What a line is meant to become when priced; for a priced settlement, also the class
+    medical assistance applies with (None: it does not apply)."""
 
     status: str
     reasons: list[str] = field(default_factory=list)
@@ -53,10 +70,11 @@ class Intent:
     filed: bool | None = None
     invalid: str | None = None
     detail: str | None = None
+    assistance_class: str | None = None
 
     def record(self, line: int) -> dict[str, Any]:
         out: dict[str, Any] = {"line": line, "status": self.status}
-        for key in ("reasons", "kind", "filed", "invalid", "detail"):
+        for key in ("reasons", "kind", "filed", "assistance_class", "invalid", "detail"):
             value = getattr(self, key)
             if value not in (None, []):
                 out[key] = value

@@ -1,10 +1,10 @@
-"""The insured persons of the stream: kinds of patient, their filings, and the bounded pool of
-those still active."""
+"""The insured persons of the stream: kinds of patient, their filings and medical-assistance
+records, and the bounded pool of those still active."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from random import Random
 
 from clearing.core.models.types import province_of
@@ -30,9 +30,27 @@ class Filing:
         return self.valid_to is None or admitted <= self.valid_to
 
 
+@dataclass(frozen=True, slots=True)
+class Aid:
+    """A medical-assistance record (救助对象认定) of the home province, as dates by ordinal."""
+
+    home_region: str
+    klass: str
+    valid_from: int
+    valid_to: int | None
+
+    def covers(self, home_region: str, admitted: int) -> bool:
+        if province_of(self.home_region) != province_of(home_region):
+            return False
+        if admitted < self.valid_from:
+            return False
+        return self.valid_to is None or admitted <= self.valid_to
+
+
 @dataclass(slots=True)
 class Person:
-    """An insured person active in the stream, with the visits still to come."""
+    """An insured person active in the stream, with the visits still to come and the
+    medical-assistance records registered for them so far."""
 
     person_id: str
     home_region: str
@@ -41,16 +59,30 @@ class Person:
     hospital: Hospital
     remaining: int
     filing: Filing | None
+    aids: list[Aid] = field(default_factory=list)
+
+    def assistance_class(self, admitted: int) -> str | None:
+        """The class of the records covering an admission: `A` over `B`, None without one."""
+        classes = {aid.klass for aid in self.aids if aid.covers(self.home_region, admitted)}
+        if "A" in classes:
+            return "A"
+        return "B" if "B" in classes else None
 
 
 @dataclass(frozen=True, slots=True)
 class Profile:
-    """A kind of patient: why they are away from home and how they use care there."""
+    """A kind of patient: why they are away from home and how they use care there.
+
+    `heavy` patients have serious diagnoses; `inpatient_mix` is the item mix of each of their
+    stays (None: an ordinary stay, a fifth of them surgical), `chronic_mix` that of their
+    outpatient chronic care."""
 
     filing_kind: str | None
     kind_weights: tuple[int, int, int]
     mean_extra_visits: float
     heavy: bool = False
+    inpatient_mix: str | None = None
+    chronic_mix: str = "chronic"
 
 
 PROFILES: dict[str, Profile] = {
@@ -61,11 +93,27 @@ PROFILES: dict[str, Profile] = {
     # Working or staying away for a while (临时外出).
     "temporary": Profile("temporary", (30, 60, 10), 4.0),
     # Cancer or dialysis patients with many costly admissions: they reach the annual caps.
-    "heavy": Profile("referral", (62, 0, 38), 12.0, heavy=True),
+    "heavy": Profile("referral", (62, 0, 38), 12.0, heavy=True, inpatient_mix="heavy"),
+    # Leukaemia, transplant or advanced cancer patients with repeated very costly stays and
+    # targeted drugs between them: they cross the serious-illness and assistance caps.
+    "catastrophic": Profile(
+        "referral",
+        (80, 0, 20),
+        7.0,
+        heavy=True,
+        inpatient_mix="catastrophic",
+        chronic_mix="targeted",
+    ),
     # Fell ill while travelling without filing: inpatient at a cut, outpatient usually refused.
     "unfiled": Profile(None, (58, 42, 0), 0.5),
 }
-FILED_PROFILE_WEIGHTS = {"settled": 40, "referral": 29, "temporary": 27, "heavy": 4}
+FILED_PROFILE_WEIGHTS = {
+    "settled": 40,
+    "referral": 29,
+    "temporary": 27,
+    "heavy": 4,
+    "catastrophic": 1,
+}
 
 
 class Population:
@@ -133,6 +181,41 @@ class Population:
         home = person.home_region
         filing_home = province_of(home) if rng.random() < 0.15 else home
         return Filing(filing_home, person.hospital.province, valid_from, valid_to)
+
+    def make_aid(self, person: Person, today: int) -> Aid:
+        """A record the person's home province issues: class A (特困/低保) or B, valid for a
+        year or two from a recent day; some have already lapsed, a few are open-ended, a few
+        start in the coming weeks."""
+        rng = self.rng
+        klass = "A" if rng.random() < 0.4 else "B"
+        valid_from = today - rng.randint(0, 300)
+        r = rng.random()
+        valid_to: int | None
+        if r < 0.08:
+            valid_to = None
+        elif r < 0.22:
+            valid_to = today - rng.randint(1, 120)
+            valid_from = min(valid_from, valid_to - rng.randint(30, 365))
+        elif r < 0.27:
+            valid_from = today + rng.randint(1, 30)
+            valid_to = valid_from + 365
+        else:
+            valid_to = valid_from + rng.choice((365, 365, 730)) - 1
+        home = person.home_region
+        aid_home = province_of(home) if rng.random() < 0.15 else home
+        return Aid(aid_home, klass, valid_from, valid_to)
+
+    def assistance_candidate(self) -> Person | None:
+        """An active person (with care still to come) the home province names for assistance:
+        residents mostly, as low incomes are insured as residents."""
+        if not self.active:
+            return None
+        person = self.rng.choice(self.active)
+        for _ in range(2):
+            if person.scheme == "resident":
+                break
+            person = self.rng.choice(self.active)
+        return person
 
     def add(self, person: Person) -> None:
         """Make the person active, in place of a random one when the pool is full."""

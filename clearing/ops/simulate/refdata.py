@@ -14,6 +14,7 @@ from typing import Any
 
 from clearing.core.models.types import province_of
 from clearing.ops.simulate.geography import PROVINCES, city_code
+from clearing.ops.simulate.tiers import add_tiers, city_tiers
 
 SCHEMES = ("employee", "resident")
 
@@ -171,49 +172,77 @@ def city_override(rng: Random, base: dict[str, Any], city: str) -> dict[str, Any
 
 
 @dataclass(frozen=True, slots=True)
+class PolicyFacts:
+    """What the generator needs of one policy: its filing rule, and the kinds its medical
+    assistance covers (none without an `assistance` block)."""
+
+    requires_filing: bool
+    assistance_kinds: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
 class RefIndex:
     """What the generator needs of the refdata to know each settlement's fate."""
 
-    requires_filing: dict[tuple[str, str, int], bool]
+    policies: dict[tuple[str, str, int], PolicyFacts]
     catalogs: frozenset[tuple[str, int]]
+
+    def policy(self, home_region: str, scheme: str, year: int) -> PolicyFacts | None:
+        """The governing policy (the exact region's, else the province's), or None (NO_POLICY)."""
+        exact = self.policies.get((home_region, scheme, year))
+        if exact is not None:
+            return exact
+        return self.policies.get((province_of(home_region), scheme, year))
 
     def policy_requires_filing(self, home_region: str, scheme: str, year: int) -> bool | None:
         """The governing policy's filing rule, or None when no policy applies (NO_POLICY)."""
-        exact = self.requires_filing.get((home_region, scheme, year))
-        if exact is not None:
-            return exact
-        return self.requires_filing.get((province_of(home_region), scheme, year))
+        policy = self.policy(home_region, scheme, year)
+        return None if policy is None else policy.requires_filing
+
+    def assistance_kinds(self, home_region: str, scheme: str, year: int) -> frozenset[str]:
+        """The kinds the governing policy's medical assistance covers (none without one)."""
+        policy = self.policy(home_region, scheme, year)
+        return frozenset() if policy is None else policy.assistance_kinds
 
 
 def make_refdata(
     seed: int, year: int
 ) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]], list[ItemCode]]:
-    """Policies and catalogs by file name, and the code pool; they depend on the seed only."""
+    """Policies and catalogs by file name, and the code pool; they depend on the seed only.
+
+    The tier blocks are drawn from a generator of their own, after each provincial policy; a
+    capital's own policy copies its province's, blocks included."""
     rng = Random(f"clearing-simulate/{seed}/refdata")
+    tiers_rng = Random(f"clearing-simulate/{seed}/tiers")
     pool = make_code_pool(rng)
     policies: dict[str, dict[str, Any]] = {}
     for province in PROVINCES:
         for scheme in SCHEMES:
-            policies[f"{province.code}-{scheme}-{year}.json"] = make_policy(
-                rng, province.code, scheme, year
-            )
+            policy = make_policy(rng, province.code, scheme, year)
+            add_tiers(tiers_rng, policy)
+            policies[f"{province.code}-{scheme}-{year}.json"] = policy
     overridden = rng.sample(range(len(PROVINCES)), 15)
     for index in sorted(overridden):
         province, scheme = PROVINCES[index], rng.choice(SCHEMES)
         base = policies[f"{province.code}-{scheme}-{year}.json"]
         city = city_code(province, 1)
-        policies[f"{city}-{scheme}-{year}.json"] = city_override(rng, base, city)
+        override = city_override(rng, base, city)
+        city_tiers(tiers_rng, override)
+        policies[f"{city}-{scheme}-{year}.json"] = override
     catalogs = {f"{p.code}-{year}.json": make_catalog(rng, p.code, year, pool) for p in PROVINCES}
     return policies, catalogs, pool
 
 
 def ref_index(policies: dict[str, dict[str, Any]], catalogs: dict[str, dict[str, Any]]) -> RefIndex:
-    """The filing rule of each policy and the (province, year) of each catalog."""
-    requires = {
-        (p["region"], p["scheme"], p["year"]): p["outpatient_requires_filing"]
+    """What each policy says of filing and assistance, and the (province, year) of each catalog."""
+    facts = {
+        (p["region"], p["scheme"], p["year"]): PolicyFacts(
+            p["outpatient_requires_filing"],
+            frozenset(p["assistance"]["kinds"]) if "assistance" in p else frozenset(),
+        )
         for p in policies.values()
     }
-    return RefIndex(requires, frozenset((c["province"], c["year"]) for c in catalogs.values()))
+    return RefIndex(facts, frozenset((c["province"], c["year"]) for c in catalogs.values()))
 
 
 def write_refdata(

@@ -9,8 +9,9 @@ generator, hold the rest: `Ids` mints identifiers, `Atlas` places patients and h
 from __future__ import annotations
 
 import json
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from random import Random
 from typing import Any
@@ -18,13 +19,13 @@ from typing import Any
 from clearing.core.models.types import quantity_e4
 from clearing.core.pricing import line_amount
 from clearing.ops.simulate.clock import DAY, Clock, Span, day_text, second_of_day, timestamp
-from clearing.ops.simulate.events import EventFactory, filing_event
+from clearing.ops.simulate.events import EventFactory, assistance_event, filing_event
 from clearing.ops.simulate.geography import NO_REFDATA_REGIONS, Atlas, Hospital
 from clearing.ops.simulate.history import History
 from clearing.ops.simulate.ids import Ids
 from clearing.ops.simulate.jsonline import dump
 from clearing.ops.simulate.mutators import MUTATIONS, Mutation
-from clearing.ops.simulate.outcomes import Intent, expected_reasons
+from clearing.ops.simulate.outcomes import Intent, expected_assistance_class, expected_reasons
 from clearing.ops.simulate.people import KINDS, PROFILES, Person, Population
 from clearing.ops.simulate.refdata import ItemCode, RefIndex
 from clearing.ops.simulate.weighted import WeightedTable
@@ -35,6 +36,7 @@ class Mix:
     """Shares of the kinds of line in the stream (each step writes exactly one line)."""
 
     filing: float = 0.095
+    assistance: float = 0.006
     visit: float = 0.620
     new_unfiled: float = 0.070
     same_province: float = 0.022
@@ -80,8 +82,10 @@ class Simulator:
         self.population = Population(rng, self.atlas, self.ids, max(16, min(50_000, events // 40)))
         self.factory = EventFactory(rng, self.ids, self.clock, pool, mix.emergency)
         self.history = History(rng)
+        self.recent_assistance: deque[str] = deque(maxlen=64)
         steps = [
             ("filing", mix.filing),
+            ("assistance", mix.assistance),
             ("visit", mix.visit),
             ("new_unfiled", mix.new_unfiled),
             ("same_province", mix.same_province),
@@ -106,6 +110,7 @@ class Simulator:
     def lines(self) -> Iterator[Line]:
         handlers: dict[str, Callable[[], Line]] = {
             "filing": self.step_filing,
+            "assistance": self.step_assistance,
             "visit": self.step_visit,
             "new_unfiled": self.step_new_unfiled,
             "same_province": self.step_same_province,
@@ -133,13 +138,14 @@ class Simulator:
         if mismatch:
             item = self.rng.choice(event["items"])
             item["amount_fen"] += self.rng.choice((1, 1, 2, 10, 100, 1000))
+        year = date.fromordinal(local // DAY).year
         reasons = expected_reasons(
             self.refs,
             kind=kind,
             home_region=person.home_region,
             scheme=person.scheme,
             hospital_region=hospital.region,
-            year=date.fromordinal(local // DAY).year,
+            year=year,
             emergency=emergency,
             covered=covered,
             mismatch=mismatch,
@@ -151,7 +157,16 @@ class Simulator:
             self.history.note_rejected(settlement)
             return line, Intent("rejected", reasons, kind)
         self.history.note_priced(day_text(local // DAY)[:7], settlement, line)
-        return line, Intent("priced", [], kind, filed=emergency or covered)
+        assistance_class = expected_assistance_class(
+            self.refs,
+            kind=kind,
+            home_region=person.home_region,
+            scheme=person.scheme,
+            year=year,
+            covering=person.assistance_class(admitted),
+        )
+        filed = emergency or covered
+        return line, Intent("priced", [], kind, filed, assistance_class=assistance_class)
 
     def mismatch(self) -> bool:
         return self.rng.random() < self.mix.amount_mismatch
@@ -165,6 +180,21 @@ class Simulator:
         kind = PROFILES[profile].filing_kind
         event = filing_event(filing_id, person.person_id, filing, kind, filing.valid_to)
         return dump(event), Intent("filed")
+
+    def step_assistance(self) -> Line:
+        """The home province names an active person eligible for medical assistance; now and
+        then it sends an earlier record again (records are not deduplicated: it registers)."""
+        if self.recent_assistance and self.rng.random() < 0.05:
+            return self.rng.choice(self.recent_assistance), Intent("registered")
+        person = self.population.assistance_candidate()
+        if person is None:
+            return self.step_filing()
+        aid = self.population.make_aid(person, self.clock.today)
+        person.aids.append(aid)
+        assistance_id = f"AS{person.person_id[1:]}{len(person.aids) - 1}"
+        line = dump(assistance_event(assistance_id, person.person_id, aid))
+        self.recent_assistance.append(line)
+        return line, Intent("registered")
 
     def step_visit(self) -> Line:
         person = self.population.take_visit()
@@ -281,6 +311,11 @@ class Simulator:
     def throwaway(self, base: str) -> dict[str, Any]:
         """A fresh valid event that no later line relies on, to be spoilt."""
         person = self.population.make_person("unfiled")
+        if base == "assistance":
+            aid = self.population.make_aid(person, self.clock.today)
+            if aid.valid_to is None:
+                aid = replace(aid, valid_to=aid.valid_from + 365)
+            return assistance_event(f"AS{person.person_id[1:]}0", person.person_id, aid)
         if base == "filing":
             profile = self.population.filed_profile()
             person.profile = profile

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from random import Random
 from typing import Any
 
+from clearing.ops.simulate.mutators.assistance import assistance_mutation
 from clearing.ops.simulate.mutators.fields import (
     m_bad_enum,
     m_bad_id,
@@ -53,4 +54,5 @@ MUTATIONS: tuple[tuple[str, int, Mutation, str], ...] = (
     ("bad_items", 3, m_bad_items, "settlement"),
     ("bad_filing", 6, filing_mutation, "filing"),
     ("bad_reversal", 5, reversal_mutation, "reversal"),
+    ("bad_assistance", 4, assistance_mutation, "assistance"),
 )
