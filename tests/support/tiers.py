@@ -1,6 +1,6 @@
 """Reference data and events for the one-stop settlement tests (`tiers.md`).
 
-The policy is tests/builders.py's (230000, employee, 2026) with the two blocks added; a
+The policy is support/builders.py's (230000, employee, 2026) with the two blocks added; a
 settlement there is inpatient at a level-3 hospital, so (filed) its basic fund pays 85 % of
 the eligible amount above the 120,000 deductible up to 3,000,000, and 91 % above.
 """
@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import copy
 
-from builders import CATALOG, POLICY
-
 from clearing.core.models.refdata import Catalog, Policy
 from clearing.core.refdata import RefData
+from support.builders import CATALOG, POLICY
 
 CRITICAL = {
     "kinds": ["inpatient", "chronic"],
