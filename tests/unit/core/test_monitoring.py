@@ -1,6 +1,6 @@
 """Fund-safety monitoring (clearing.core.monitoring): each rule and each of its boundaries.
 
-The events are tests/builders.py's: person P1 (home 230100), hospitals in 110105 (Beijing),
+The events are support/builders.py's: person P1 (home 230100), hospitals in 110105 (Beijing),
 inpatient at a level-3 hospital unless said otherwise, one class A item of 100,000 fen. A
 filing covers P1's outpatient visits. `stay` settles at 10:00 China time on its discharge
 date; `visit` at noon on its visit date.
@@ -16,8 +16,8 @@ from typing import Any
 
 import orjson
 import pytest
-from builders import CATALOG, POLICY, filing, item, refdata, reversal, settlement
 from pydantic import TypeAdapter
+from support.builders import CATALOG, POLICY, filing, item, refdata, reversal, settlement
 
 from clearing.core.models.events import Settlement
 from clearing.core.models.flags import Flag

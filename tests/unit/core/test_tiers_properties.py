@@ -6,10 +6,10 @@ import re
 from datetime import date, timedelta
 
 import orjson
-from builders import filing, item, refdata, reversal, settlement
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tier_builders import assistance, tier_policy, tier_refdata
+from support.builders import filing, item, refdata, reversal, settlement
+from support.tiers import assistance, tier_policy, tier_refdata
 
 from clearing.core.parse import Parsed, Rejection, parse_event
 from clearing.core.pricer import Pricer

@@ -1,4 +1,4 @@
-"""Each rule of tiers.md on hand-worked numbers (policy and catalog in tier_builders.py).
+"""Each rule of tiers.md on hand-worked numbers (policy and catalog in support/tiers.py).
 
 Filed inpatient settlements at a level-3 hospital, one class A item of amount X:
 X = 1,000,000: fund 85 % of 880,000 = 748,000, isp 252,000;
@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import orjson
 import pytest
-from builders import CATALOG, filing, item, refdata, reversal, settlement
-from tier_builders import ASSISTANCE, CRITICAL, assistance, tier_policy, tier_refdata
+from support.builders import CATALOG, filing, item, refdata, reversal, settlement
+from support.tiers import ASSISTANCE, CRITICAL, assistance, tier_policy, tier_refdata
 
 from clearing.core.models.refdata import Catalog, CriticalBlock
 from clearing.core.netting import build_statement, digest

@@ -9,10 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from support import paths
 
 from clearing.core.netting import check_transfers
 
-CASES = Path(__file__).resolve().parents[4] / "shared" / "cases" / "tiers"
+CASES = paths.CASES / "tiers"
 PERIOD = "2026-11"
 
 

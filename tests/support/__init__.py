@@ -1,0 +1,1 @@
+"""Helpers the tests import (`from support.builders import ...`); no fixtures, no tests."""

@@ -1,0 +1,78 @@
+"""docker-compose.yml and the README's "Deployment" table must describe the same deployment."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+import yaml
+from support.paths import ROOT
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def readme_deployment_table() -> dict[str, str]:
+    """Service name -> host port ("" when none is published) from the README table."""
+    text = (ROOT / "README.md").read_text()
+    section = re.search(r"^## Deployment\n(.*?)(?=^## )", text, re.S | re.M)
+    assert section, "README.md has no '## Deployment' section"
+    rows: dict[str, str] = {}
+    for line in section.group(1).splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) < 3 or not cells[0].startswith("`"):
+            continue
+        port = cells[2]
+        rows[cells[0].strip("`")] = port if port.isdigit() else ""
+    assert rows, "the Deployment section has no table of services"
+    return rows
+
+
+def host_ports(service: dict[str, Any]) -> set[str]:
+    ports = set()
+    for entry in service.get("ports", []):
+        if isinstance(entry, dict):
+            ports.add(str(entry["published"]))
+        else:
+            parts = str(entry).split(":")
+            ports.add(parts[-2] if len(parts) > 1 else parts[0])
+    return ports
+
+
+def test_readme_and_compose_name_the_same_services(compose: dict[str, Any]) -> None:
+    assert set(readme_deployment_table()) == set(compose["services"])
+
+
+def test_readme_ports_are_published(compose: dict[str, Any]) -> None:
+    for name, port in readme_deployment_table().items():
+        published = host_ports(compose["services"][name])
+        assert published == ({port} if port else set()), name
+
+
+def test_workers_are_built_here_and_replicated(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    for name in ("worker", "api"):
+        assert services[name]["build"]["dockerfile"] == "deploy/Dockerfile"
+        assert services[name]["environment"]["KAFKA_BOOTSTRAP"] == "kafka:9092"
+        assert "clearing.worker" in services[name]["command"]
+    assert services["worker"]["deploy"]["replicas"] == 2
+    assert (ROOT / "deploy" / "Dockerfile").is_file()
+
+
+def test_single_node_kafka_settings(compose: dict[str, Any]) -> None:
+    env = compose["services"]["kafka"]["environment"]
+    assert compose["services"]["kafka"]["image"].startswith("apache/kafka:4.")
+    assert str(env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"]) == "false"
+    assert str(env["KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR"]) == "1"
+    assert str(env["KAFKA_TRANSACTION_STATE_LOG_MIN_ISR"]) == "1"
+
+
+def test_mounted_files_exist(compose: dict[str, Any]) -> None:
+    for service in compose["services"].values():
+        for volume in service.get("volumes", []):
+            source = str(volume).split(":")[0]
+            if source.startswith("./"):
+                assert (ROOT / source).exists(), source
