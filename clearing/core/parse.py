@@ -10,7 +10,7 @@ import hashlib
 from dataclasses import dataclass
 
 import orjson
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from clearing.core.models.events import EVENT_MODELS, Event
 
@@ -76,11 +76,11 @@ def parse_event(raw: bytes | str) -> Parsed | Rejection:
     if not isinstance(obj, dict):
         return Rejection("event must be a JSON object")
     kind = obj.get("type")
-    model: type[BaseModel] | None = EVENT_MODELS.get(kind) if isinstance(kind, str) else None
+    model: type[Event] | None = EVENT_MODELS.get(kind) if isinstance(kind, str) else None
     if model is None:
         return Rejection("type: is missing" if "type" not in obj else "type: unknown event type")
     try:
         event = model.model_validate(obj)
     except ValidationError as exc:
         return Rejection(describe(exc))
-    return Parsed(event, fingerprint(obj))  # type: ignore[arg-type]
+    return Parsed(event, fingerprint(obj))

@@ -142,7 +142,7 @@ class Assistance(BaseModel):
 
 
 Event = Settlement | Reversal | Filing | Assistance
-EVENT_MODELS: dict[str, type[BaseModel]] = {
+EVENT_MODELS: dict[str, type[Event]] = {
     "settlement": Settlement,
     "reversal": Reversal,
     "filing": Filing,
