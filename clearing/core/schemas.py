@@ -12,7 +12,7 @@ from clearing.core.models.flags import Flag
 from clearing.core.models.refdata import Catalog, Policy
 from clearing.core.models.results import Result
 
-DOCUMENTS: dict[str, type[BaseModel] | TypeAdapter[Result]] = {
+DOCUMENTS: dict[str, type[BaseModel] | TypeAdapter[Result] | TypeAdapter[Flag]] = {
     "settlement": Settlement,
     "reversal": Reversal,
     "filing": Filing,
