@@ -8,17 +8,14 @@ fixed a `TypedDict` says it (`clearing.core.netting.Statement`); everywhere else
   are read by key and their type is the key's, so `Any` rather than a union to narrow at each
   read.
 - `JSONMapping`: the same, only read (a `TypedDict` passes as one too).
-- `JSONValue`: any JSON value, for what is only written out.
 
 Annotations only: nothing here validates or converts at run time.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, TypeAlias
 
-JSONScalar: TypeAlias = str | int | float | bool | None
-JSONValue: TypeAlias = JSONScalar | Sequence["JSONValue"] | Mapping[str, "JSONValue"]
 JSONObject: TypeAlias = dict[str, Any]
 JSONMapping: TypeAlias = Mapping[str, Any]
