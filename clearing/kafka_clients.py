@@ -6,11 +6,15 @@ import functools
 import sys
 import time
 import warnings
+from typing import TYPE_CHECKING
 
 from clearing.core.errors import UnavailableError
 
+if TYPE_CHECKING:  # kafka-python has no type information: these are `Any` to mypy
+    from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 
-def producer(bootstrap: str):
+
+def producer(bootstrap: str) -> KafkaProducer:
     """Idempotent, acks=all, batching producer (kafka-python)."""
     warn_without_crc32c()
     with warnings.catch_warnings():
@@ -38,7 +42,9 @@ def warn_without_crc32c() -> None:
         print("clearing: the `crc32c` package is missing; publishing is slower", file=sys.stderr)
 
 
-def consumer(bootstrap: str, topics: str | list[str], client_id: str = "clearing-reader"):
+def consumer(
+    bootstrap: str, topics: str | list[str], client_id: str = "clearing-reader"
+) -> KafkaConsumer:
     """A group-less consumer assigned every partition of the topics, from the beginning."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -70,7 +76,7 @@ def consumer(bootstrap: str, topics: str | list[str], client_id: str = "clearing
     return reader
 
 
-def admin_client(bootstrap: str, client_id: str = "clearing-admin"):
+def admin_client(bootstrap: str, client_id: str = "clearing-admin") -> KafkaAdminClient:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         from kafka import KafkaAdminClient

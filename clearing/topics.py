@@ -7,11 +7,17 @@ use, and a topic created with the wrong partition count cannot be fixed without 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from clearing.config import DEFAULT_PREFIX, settings
 from clearing.core.errors import UnavailableError
 from clearing.core.provinces import PROVINCES
 from clearing.kafka_clients import admin_client
+
+if TYPE_CHECKING:
+    from kafka import KafkaAdminClient
+
+    from clearing.core.models.refdata import Catalog, Policy
 
 EVENTS_PARTITIONS = 6
 REFDATA_PARTITIONS = 1
@@ -95,7 +101,7 @@ class Topics:
         return [spec.name for spec in self.specs()]
 
 
-def refdata_key(document: object) -> str:
+def refdata_key(document: Policy | Catalog) -> str:
     """`policy:<region>:<scheme>:<year>` or `catalog:<province>:<year>` of a parsed document."""
     if hasattr(document, "province"):
         return f"catalog:{document.province}:{document.year}"
@@ -129,7 +135,7 @@ def ensure_topics(bootstrap: str, prefix: str = DEFAULT_PREFIX) -> list[str]:
         admin.close()
 
 
-def check_partitions(admin, topics: Topics) -> None:
+def check_partitions(admin: KafkaAdminClient, topics: Topics) -> None:
     wanted = {spec.name: spec.partitions for spec in topics.specs()}
     for description in admin.describe_topics(list(wanted)):
         name = description.get("name") or description.get("topic")

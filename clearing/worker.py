@@ -13,9 +13,10 @@ import gc
 import logging
 from collections.abc import Awaitable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import faust
+from faust.web import Request, Response, View
 
 from clearing.api import ApiConfig
 from clearing.api import install as install_api
@@ -29,10 +30,13 @@ from clearing.stream.handlers import Message, PriceHandler, RouteHandler, hold, 
 from clearing.stream.refdata_feed import RefdataFeed
 from clearing.topics import EVENTS_PARTITIONS
 
+if TYPE_CHECKING:
+    from faust.transport.drivers.aiokafka import Producer
+
 
 def make_app(config: StreamConfig) -> faust.App:
     config.datadir.parent.mkdir(parents=True, exist_ok=True)
-    settings: dict = {
+    settings: dict[str, Any] = {
         "broker": f"kafka://{config.bootstrap}",
         "key_serializer": "raw",
         "value_serializer": "raw",
@@ -79,13 +83,14 @@ refdata_feed = RefdataFeed(config.bootstrap, topics.refdata)
 db_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clearing-db")
 
 
-async def send_many(messages: Sequence[Message]) -> list[Awaitable]:
+async def send_many(messages: Sequence[Message]) -> list[Awaitable[Any]]:
     """Hands messages to the producer as one record batch per topic and partition (in their
     order), instead of one `send` per message: no per-message future, partitioner or signal.
     The returned futures resolve when the broker has acknowledged each batch."""
-    producer = app.producer._ensure_producer()  # the aiokafka producer faust started
+    # The aiokafka producer faust started; `app.producer` is typed as the transport-agnostic base.
+    producer = cast("Producer", app.producer)._ensure_producer()
     builders: dict[tuple[str, int], Any] = {}
-    futures = []
+    futures: list[Awaitable[Any]] = []
     for topic, partition, key, value, headers in messages:
         builder = builders.get((topic, partition))
         if builder is None:
@@ -106,7 +111,8 @@ price_handler = PriceHandler(
 )
 
 
-@app.task
+# faust's `App.task` is typed as returning a union that is not always a decorator.
+@app.task  # type: ignore[untyped-decorator]
 async def quiet_client_logs() -> None:
     """The Kafka client logs every message it sends at DEBUG, and the worker's root logger is at
     DEBUG whatever `-l` says (its handlers filter): building those records costs more than the
@@ -115,7 +121,7 @@ async def quiet_client_logs() -> None:
         logging.getLogger("aiokafka").setLevel(logging.INFO)
 
 
-@app.task
+@app.task  # type: ignore[untyped-decorator]
 async def tune_gc() -> None:
     """Fewer garbage collections: a batch allocates many short-lived objects (parsed events,
     result dicts, rows, producer futures), and with the default gen-0 threshold of 700 the
@@ -125,19 +131,23 @@ async def tune_gc() -> None:
     gc.set_threshold(50_000, 20, 100)
 
 
-@app.task
+@app.task  # type: ignore[untyped-decorator]
 async def follow_refdata() -> None:
     await refdata_feed.run()
 
 
 @app.agent(events_topic)
-async def price(stream) -> None:
+async def price(stream: faust.StreamT[bytes]) -> None:
     """events -> results, their provinces' feeds (the route stage), dead letters and alerts.
 
     Each batch is released (its offsets may be committed) by the handler once everything it
     produced is acknowledged; that wait overlaps the pricing of the next batch.
     """
-    async for events in stream.take_events(config.batch_size, within=config.batch_within):
+    # `take_events` is faust's `Stream`'s, which agents get; `StreamT` does not declare it.
+    batches = cast("faust.Stream[bytes]", stream).take_events(
+        config.batch_size, within=config.batch_within
+    )
+    async for events in batches:
         hold(events)
         await price_handler.handle(events)
 
@@ -151,7 +161,7 @@ def reconcile_ledger() -> Ledger:
 
 
 @app.agent(reconcile_topic)
-async def reconcile_requests(stream) -> None:
+async def reconcile_requests(stream: faust.StreamT[bytes]) -> None:
     """Provinces' confirmations and disputes -> the ledger's answers, on the province's feed.
 
     Each request is answered (or dead-lettered) and acknowledged by the broker before the next;
@@ -173,6 +183,6 @@ async def reconcile_requests(stream) -> None:
 
 
 @app.page("/metrics")
-async def metrics_page(web, request):
+async def metrics_page(web: View, request: Request) -> Response:
     body, content_type = render()
     return web.bytes(body, content_type=content_type)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from aiohttp import web
 
@@ -13,6 +13,7 @@ from clearing.api.openapi import generate
 
 if TYPE_CHECKING:
     import faust
+    from faust.web.drivers.aiohttp import Web
 
 PREFIX = "/v1"
 ID = "[A-Za-z0-9_-]{1,64}"
@@ -53,7 +54,7 @@ def install(app: faust.App, config: ApiConfig | None = None) -> web.Application 
     """
     if not app.conf.web_enabled:
         return None
-    root = app.web.web_app
+    root = cast("Web", app.web).web_app  # faust types `app.web` as the driver-agnostic base
     if any(resource.canonical == PREFIX for resource in root.router.resources()):
         return None
     api = create_app(config or ApiConfig.from_env())

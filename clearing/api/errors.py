@@ -10,6 +10,7 @@ from aiohttp import web
 
 from clearing.api.validation import FieldError
 from clearing.core.errors import ClearingError
+from clearing.core.jsonish import JSONMapping, JSONObject
 
 log = logging.getLogger(__name__)
 
@@ -17,7 +18,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def json_response(
-    status: int, body: Mapping, headers: Mapping[str, str] | None = None
+    status: int, body: JSONMapping, headers: Mapping[str, str] | None = None
 ) -> web.Response:
     return web.Response(
         status=status,
@@ -36,7 +37,7 @@ class ApiError(ClearingError):
         error: str,
         fields: Sequence[FieldError] = (),
         headers: Mapping[str, str] | None = None,
-        extra: Mapping | None = None,
+        extra: JSONMapping | None = None,
     ) -> None:
         super().__init__(error)
         self.status = status
@@ -46,7 +47,7 @@ class ApiError(ClearingError):
         self.extra = extra or {}
 
     def response(self) -> web.Response:
-        body: dict = {"error": self.error}
+        body: JSONObject = {"error": self.error}
         if self.fields:
             body["fields"] = [{"field": f.field, "message": f.message} for f in self.fields]
         body.update(self.extra)

@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel
@@ -25,6 +25,7 @@ from clearing.api.publisher import Publisher
 from clearing.api.store import Answer, Store, reversal_key, settlement_key
 from clearing.api.tables import create_tables, make_engine
 from clearing.api.validation import BodyError, FieldError, validate
+from clearing.core.jsonish import JSONMapping
 from clearing.core.models.events import Reversal, Settlement
 from clearing.core.parse import Parsed
 from clearing.stream.results import spec_view
@@ -85,7 +86,7 @@ class SubmissionApi:
         await self.call(self.engine.dispose)
         self.executor.shutdown(wait=False)
 
-    async def call(self, fn: Callable[..., T], *args) -> T:
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
         """Runs a blocking call (database, producer) off the event loop."""
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
 
@@ -256,7 +257,7 @@ class SubmissionApi:
             raise not_found
         return self.reply(Answer("done", result), 200, ids)
 
-    async def owner(self, result: dict) -> str | None:
+    async def owner(self, result: JSONMapping) -> str | None:
         """The hospital of a stored result (a rejected reversal: that of its settlement)."""
         hospital = result.get("hospital_id")
         if isinstance(hospital, str):

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from clearing.api.config import MAX_BODY_BYTES
+from clearing.core.jsonish import JSONObject
 from clearing.core.models.events import Reversal, Settlement
 from clearing.core.models.results import Invalid, Priced, Rejected, Reversed
 from clearing.core.schemas import render
@@ -33,7 +34,7 @@ class ErrorBody(BaseModel):
 
     error: str
     fields: list[FieldErrorBody] | None = None
-    result: dict | None = None
+    result: JSONObject | None = None
 
 
 class Pending(BaseModel):
@@ -56,11 +57,11 @@ MODELS: list[tuple[type[BaseModel], Literal["validation", "serialization"]]] = [
 ]
 
 
-def _ref(name: str) -> dict:
+def _ref(name: str) -> JSONObject:
     return {"$ref": REF.format(model=name)}
 
 
-def _one_of(*names: str) -> dict:
+def _one_of(*names: str) -> JSONObject:
     return {
         "oneOf": [_ref(n) for n in names],
         "discriminator": {
@@ -70,14 +71,17 @@ def _one_of(*names: str) -> dict:
     }
 
 
-def _json(schema: dict, description: str, headers: dict | None = None) -> dict:
-    out: dict = {"description": description, "content": {"application/json": {"schema": schema}}}
+def _json(schema: JSONObject, description: str, headers: JSONObject | None = None) -> JSONObject:
+    out: JSONObject = {
+        "description": description,
+        "content": {"application/json": {"schema": schema}},
+    }
     if headers:
         out["headers"] = headers
     return out
 
 
-def _error(description: str) -> dict:
+def _error(description: str) -> JSONObject:
     return _json(_ref("ErrorBody"), description)
 
 
@@ -94,7 +98,7 @@ ERRORS = {
 }
 
 
-def _submit(kind: str, model: str, results: dict) -> dict:
+def _submit(kind: str, model: str, results: JSONObject) -> JSONObject:
     return {
         "post": {
             "operationId": f"submit_{kind}",
@@ -118,7 +122,7 @@ def _submit(kind: str, model: str, results: dict) -> dict:
     }
 
 
-def _read(kind: str, results: dict) -> dict:
+def _read(kind: str, results: JSONObject) -> JSONObject:
     return {
         "get": {
             "operationId": f"get_{kind}",
@@ -141,7 +145,7 @@ def _read(kind: str, results: dict) -> dict:
     }
 
 
-def generate() -> dict:
+def generate() -> JSONObject:
     """The whole document."""
     _, defs = models_json_schema(MODELS, ref_template=REF)
     for name in ("Priced", "Reversed", "Rejected", "Invalid", "Pending"):

@@ -5,8 +5,12 @@
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING
 
 from clearing.kafka_clients import producer
+
+if TYPE_CHECKING:
+    from kafka import KafkaProducer
 
 
 class Publisher:
@@ -16,10 +20,10 @@ class Publisher:
         self.bootstrap = bootstrap
         self.topic = topic
         self.timeout = timeout
-        self._producer = None
+        self._producer: KafkaProducer | None = None
         self._lock = threading.Lock()
 
-    def _kafka(self):
+    def _kafka(self) -> KafkaProducer:
         with self._lock:
             if self._producer is None:
                 self._producer = producer(self.bootstrap)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import orjson
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from clearing.core.parse import Parsed, Rejection, describe, parse_event
 
@@ -36,10 +37,10 @@ class BodyError:
 class _OneError:
     """One error detail shaped as `describe` reads a ValidationError."""
 
-    def __init__(self, detail: dict) -> None:
+    def __init__(self, detail: ErrorDetails) -> None:
         self._detail = detail
 
-    def errors(self, include_url: bool = False) -> list[dict]:
+    def errors(self, include_url: bool = False) -> list[ErrorDetails]:
         return [self._detail]
 
     def error_count(self) -> int:
@@ -50,7 +51,7 @@ def field_errors(error: ValidationError, limit: int = MAX_FIELD_ERRORS) -> list[
     out = []
     for detail in error.errors(include_url=False)[:limit]:
         path = ".".join(str(p) for p in detail["loc"])
-        text = describe(_OneError(detail))  # type: ignore[arg-type]
+        text = describe(_OneError(detail))
         if path:
             out.append(FieldError(path, text.removeprefix(f"{path}: ")))
             continue

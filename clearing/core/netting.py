@@ -16,17 +16,53 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import NotRequired, TypedDict
+
+from clearing.core.jsonish import JSONMapping
 
 CLEARED_STATUSES = frozenset({"priced", "reversed"})
 
 
-def due_of(result: Mapping) -> int:
-    """What the payer owes for a result: `due_fen`, which is `fund_pay_fen` without tiers."""
-    due = result.get("due_fen")
-    return result["fund_pay_fen"] if due is None else due
+class Obligation(TypedDict):
+    """What one payer owes one payee for a period (`clearing.md`); the tier sums with tiers."""
+
+    payer: str
+    payee: str
+    settlements: int
+    reversals: int
+    total_fen: int
+    fund_pay_fen: int
+    critical_pay_fen: NotRequired[int]
+    assistance_pay_fen: NotRequired[int]
+    due_fen: NotRequired[int]
+    personal_pay_fen: int
+    digest: str
 
 
-def digest_line(result: Mapping) -> str:
+# `from` is a keyword: the functional form.
+Transfer = TypedDict("Transfer", {"from": str, "to": str, "amount_fen": int})
+
+
+class Statement(TypedDict):
+    """The statement of one period, as `clearing clear` prints it and the ledger issues it."""
+
+    period: str
+    obligations: list[Obligation]
+    net_positions: dict[str, int]
+    transfers: list[Transfer]
+
+
+def due_of(result: JSONMapping) -> int:
+    """What the payer owes for a result (or an obligation): `due_fen`, which is `fund_pay_fen`
+    without tiers."""
+    due: int | None = result.get("due_fen")
+    if due is None:
+        fund_pay: int = result["fund_pay_fen"]
+        return fund_pay
+    return due
+
+
+def digest_line(result: JSONMapping) -> str:
     """The line a result contributes to its obligation's digest (without the newline)."""
     if result["status"] == "priced":
         return f"S|{result['settlement_id']}|{due_of(result)}"
@@ -53,8 +89,34 @@ class _Obligation:
     def __post_init__(self) -> None:
         self.lines: list[str] = []
 
+    def as_json(self, payer: str, payee: str, tiers: bool) -> Obligation:
+        if tiers:
+            return {
+                "payer": payer,
+                "payee": payee,
+                "settlements": self.settlements,
+                "reversals": self.reversals,
+                "total_fen": self.total_fen,
+                "fund_pay_fen": self.fund_pay_fen,
+                "critical_pay_fen": self.critical_pay_fen,
+                "assistance_pay_fen": self.assistance_pay_fen,
+                "due_fen": self.due_fen,
+                "personal_pay_fen": self.personal_pay_fen,
+                "digest": digest(self.lines),
+            }
+        return {
+            "payer": payer,
+            "payee": payee,
+            "settlements": self.settlements,
+            "reversals": self.reversals,
+            "total_fen": self.total_fen,
+            "fund_pay_fen": self.fund_pay_fen,
+            "personal_pay_fen": self.personal_pay_fen,
+            "digest": digest(self.lines),
+        }
 
-def obligation_lines(results: Iterable[Mapping]) -> dict[tuple[str, str], list[str]]:
+
+def obligation_lines(results: Iterable[JSONMapping]) -> dict[tuple[str, str], list[str]]:
     """Digest lines of every obligation, keyed by (payer, payee): what two sides exchange."""
     lines: dict[tuple[str, str], list[str]] = {}
     for result in results:
@@ -63,7 +125,7 @@ def obligation_lines(results: Iterable[Mapping]) -> dict[tuple[str, str], list[s
     return lines
 
 
-def build_obligations(results: Iterable[Mapping]) -> list[dict]:
+def build_obligations(results: Iterable[JSONMapping]) -> list[Obligation]:
     """One obligation per (payer, payee) pair with at least one priced or reversed result.
 
     The tier sums are included when some cleared result carries `due_fen` (see the module)."""
@@ -87,31 +149,10 @@ def build_obligations(results: Iterable[Mapping]) -> list[dict]:
         ob.due_fen += due_of(result)
         ob.personal_pay_fen += result["personal_pay_fen"]
         ob.lines.append(digest_line(result))
-    return [
-        {
-            "payer": payer,
-            "payee": payee,
-            "settlements": ob.settlements,
-            "reversals": ob.reversals,
-            "total_fen": ob.total_fen,
-            "fund_pay_fen": ob.fund_pay_fen,
-            **(
-                {
-                    "critical_pay_fen": ob.critical_pay_fen,
-                    "assistance_pay_fen": ob.assistance_pay_fen,
-                    "due_fen": ob.due_fen,
-                }
-                if tiers
-                else {}
-            ),
-            "personal_pay_fen": ob.personal_pay_fen,
-            "digest": digest(ob.lines),
-        }
-        for (payer, payee), ob in sorted(pairs.items())
-    ]
+    return [ob.as_json(payer, payee, tiers) for (payer, payee), ob in sorted(pairs.items())]
 
 
-def net_positions(obligations: Iterable[Mapping]) -> dict[str, int]:
+def net_positions(obligations: Iterable[JSONMapping]) -> dict[str, int]:
     """Received minus owed per province, on `due_fen` (`fund_pay_fen` for an obligation without
     the tier fields); every province of an obligation appears, zero or not."""
     positions: dict[str, int] = {}
@@ -122,7 +163,7 @@ def net_positions(obligations: Iterable[Mapping]) -> dict[str, int]:
     return dict(sorted(positions.items()))
 
 
-def settle(positions: Mapping[str, int]) -> list[dict]:
+def settle(positions: Mapping[str, int]) -> list[Transfer]:
     """Transfers that bring every position to zero.
 
     Greedy matching of the largest debtor with the largest creditor: every transfer closes at
@@ -133,7 +174,7 @@ def settle(positions: Mapping[str, int]) -> list[dict]:
         raise ValueError("net positions do not sum to zero")
     debtors = sorted(((-v, p) for p, v in positions.items() if v < 0), key=lambda t: (-t[0], t[1]))
     creditors = sorted(((v, p) for p, v in positions.items() if v > 0), key=lambda t: (-t[0], t[1]))
-    transfers: list[dict] = []
+    transfers: list[Transfer] = []
     i = j = 0
     owe, debtor = debtors[0] if debtors else (0, "")
     due, creditor = creditors[0] if creditors else (0, "")
@@ -153,7 +194,7 @@ def settle(positions: Mapping[str, int]) -> list[dict]:
     return transfers
 
 
-def build_statement(period: str, results: Iterable[Mapping]) -> dict:
+def build_statement(period: str, results: Iterable[JSONMapping]) -> Statement:
     """The statement of `clearing.md` for the results cleared in `period`."""
     obligations = build_obligations(results)
     positions = net_positions(obligations)
@@ -165,7 +206,7 @@ def build_statement(period: str, results: Iterable[Mapping]) -> dict:
     }
 
 
-def check_transfers(positions: Mapping[str, int], transfers: Iterable[Mapping]) -> list[str]:
+def check_transfers(positions: Mapping[str, int], transfers: Iterable[JSONMapping]) -> list[str]:
     """Problems with a transfer list against net positions; empty when it settles them all."""
     transfers = list(transfers)
     problems: list[str] = []

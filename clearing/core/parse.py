@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Protocol
 
 import orjson
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from clearing.core.models.events import EVENT_MODELS, Event
 
@@ -47,7 +49,15 @@ def fingerprint(obj: object) -> str:
     return hashlib.sha256(orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
-def describe(error: ValidationError, limit: int = 3) -> str:
+class Errors(Protocol):
+    """What `describe` reads of a ValidationError (the API renders each error alone)."""
+
+    def errors(self, *, include_url: bool = ...) -> list[ErrorDetails]: ...
+
+    def error_count(self) -> int: ...
+
+
+def describe(error: Errors, limit: int = 3) -> str:
     """Human-readable field errors, e.g. `items.2.quantity: must be > 0 and at most 100000`."""
     parts = []
     for detail in error.errors(include_url=False)[:limit]:
@@ -76,11 +86,11 @@ def parse_event(raw: bytes | str) -> Parsed | Rejection:
     if not isinstance(obj, dict):
         return Rejection("event must be a JSON object")
     kind = obj.get("type")
-    model: type[BaseModel] | None = EVENT_MODELS.get(kind) if isinstance(kind, str) else None
+    model: type[Event] | None = EVENT_MODELS.get(kind) if isinstance(kind, str) else None
     if model is None:
         return Rejection("type: is missing" if "type" not in obj else "type: unknown event type")
     try:
         event = model.model_validate(obj)
     except ValidationError as exc:
         return Rejection(describe(exc))
-    return Parsed(event, fingerprint(obj))  # type: ignore[arg-type]
+    return Parsed(event, fingerprint(obj))

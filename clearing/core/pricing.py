@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Protocol
+from typing import Literal, NotRequired, Protocol, TypedDict
 
 from clearing.core.exact import line_amount, round_half_up, share  # noqa: F401 (re-exported)
 from clearing.core.models.events import Assistance, Event, Filing, Reversal, Settlement
@@ -24,6 +24,7 @@ from clearing.core.models.results import (
     Duplicate,
     Filed,
     Priced,
+    Reason,
     Registered,
     Rejected,
     Result,
@@ -176,7 +177,7 @@ def price_settlement(s: Settlement, fingerprint: str, refdata: RefData, book: Bo
     terms = refdata.terms_for(payee, year)
     filed = s.emergency or is_covered(s, book.filings_of(s.person_id))
 
-    reasons = []
+    reasons: list[Reason] = []
     if has_amount_mismatch(s):
         reasons.append("AMOUNT_MISMATCH")
     if payer == payee:
@@ -192,7 +193,7 @@ def price_settlement(s: Settlement, fingerprint: str, refdata: RefData, book: Bo
         and not filed
     ):
         reasons.append("NOT_FILED")
-    if reasons:
+    if reasons or policy is None or terms is None:  # no policy or catalog is a reason
         return Outcome(Rejected(settlement_id=s.settlement_id, reasons=sorted(reasons)), (take,))
 
     split = split_items(s, terms)
@@ -208,7 +209,7 @@ def price_settlement(s: Settlement, fingerprint: str, refdata: RefData, book: Bo
             book.tier_accumulator(s.person_id, year),
             book.assistance_of(s.person_id),
         )
-        amounts.update(tier_fields(split.total, amounts["fund_pay_fen"], tiers))
+        add_tier_fields(amounts, split.total, tiers)
     result = Priced(
         settlement_id=s.settlement_id,
         period=period_of(settled),
@@ -244,17 +245,32 @@ def price_settlement(s: Settlement, fingerprint: str, refdata: RefData, book: Bo
     return Outcome(result, tuple(effects))
 
 
-def tier_fields(total: int, fund_pay: int, tiers: TierAmounts) -> dict[str, int | str | None]:
+class PolicyAmounts(TypedDict):
+    """The amounts of a priced settlement, as `Priced` takes them; the tier fields with tiers."""
+
+    total_fen: int
+    self_pay_fen: int
+    pre_self_pay_fen: int
+    eligible_fen: int
+    deductible_fen: int
+    fund_pay_fen: int
+    critical_pay_fen: NotRequired[int]
+    assistance_pay_fen: NotRequired[int]
+    due_fen: NotRequired[int]
+    personal_pay_fen: int
+    cap_reached: bool
+    assistance_class: NotRequired[Literal["A", "B"] | None]
+
+
+def add_tier_fields(amounts: PolicyAmounts, total: int, tiers: TierAmounts) -> None:
     """The tier fields of a priced result: `due = fund_pay + critical_pay + assistance_pay`
     and `personal_pay = total − due`."""
-    due = fund_pay + tiers.critical_pay + tiers.assistance_pay
-    return {
-        "critical_pay_fen": tiers.critical_pay,
-        "assistance_pay_fen": tiers.assistance_pay,
-        "due_fen": due,
-        "personal_pay_fen": total - due,
-        "assistance_class": tiers.assistance_class,
-    }
+    due = amounts["fund_pay_fen"] + tiers.critical_pay + tiers.assistance_pay
+    amounts["critical_pay_fen"] = tiers.critical_pay
+    amounts["assistance_pay_fen"] = tiers.assistance_pay
+    amounts["due_fen"] = due
+    amounts["personal_pay_fen"] = total - due
+    amounts["assistance_class"] = tiers.assistance_class
 
 
 def is_covered(s: Settlement, filings: Iterable[Filing]) -> bool:
@@ -318,7 +334,7 @@ def split_items(s: Settlement, terms: dict[str, Terms]) -> ItemSplit:
 
 def apply_policy(
     s: Settlement, policy: Policy, split: ItemSplit, acc: Accumulator, filed: bool
-) -> dict[str, int | bool | str | None]:
+) -> PolicyAmounts:
     """Deductible, bands, unfiled cut and annual cap: the amounts of a priced settlement."""
     level = s.hospital_level
     kp: InpatientBlock | AnnualBlock = getattr(policy, s.kind)
@@ -410,7 +426,7 @@ def reverse_settlement(r: Reversal, fingerprint: str, book: Book) -> Outcome:
     return Outcome(result, tuple(effects))
 
 
-def _rejected_reversal(r: Reversal, reason: str) -> Rejected:
+def _rejected_reversal(r: Reversal, reason: Reason) -> Rejected:
     return Rejected(settlement_id=r.settlement_id, reversal_id=r.reversal_id, reasons=[reason])
 
 

@@ -6,12 +6,13 @@ import json
 
 from pydantic import BaseModel, TypeAdapter
 
+from clearing.core.jsonish import JSONObject
 from clearing.core.models.events import Assistance, Filing, Reversal, Settlement
 from clearing.core.models.flags import Flag
 from clearing.core.models.refdata import Catalog, Policy
 from clearing.core.models.results import Result
 
-DOCUMENTS: dict[str, type[BaseModel] | TypeAdapter] = {
+DOCUMENTS: dict[str, type[BaseModel] | TypeAdapter[Result] | TypeAdapter[Flag]] = {
     "settlement": Settlement,
     "reversal": Reversal,
     "filing": Filing,
@@ -23,7 +24,7 @@ DOCUMENTS: dict[str, type[BaseModel] | TypeAdapter] = {
 }
 
 
-def generate() -> dict[str, dict]:
+def generate() -> dict[str, JSONObject]:
     """Every published schema by name."""
     out = {}
     for name, model in DOCUMENTS.items():
@@ -35,5 +36,5 @@ def generate() -> dict[str, dict]:
     return out
 
 
-def render(schema: dict) -> str:
+def render(schema: JSONObject) -> str:
     return json.dumps(schema, indent=2, ensure_ascii=False, sort_keys=True) + "\n"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Literal
 
 from clearing.core.exact import share
 from clearing.core.models.events import Assistance, Settlement
@@ -40,13 +41,14 @@ class TierAmounts:
     counted: int  # isp when serious-illness insurance applies (it is counted), else 0
     critical_pay: int
     assistance_pay: int
-    assistance_class: str | None  # the class assistance applied with, None when it did not
+    # The class assistance applied with, None when it did not.
+    assistance_class: Literal["A", "B"] | None
 
 
 NO_TIERS = TierAmounts(0, 0, 0, 0, None)
 
 
-def covering_class(s: Settlement, records: Iterable[Assistance]) -> str | None:
+def covering_class(s: Settlement, records: Iterable[Assistance]) -> Literal["A", "B"] | None:
     """The class of the assistance records that cover the settlement: `A` over `B`.
 
     A record covers it when it has the same person, its home region lies in the settlement's
@@ -108,7 +110,7 @@ def price_tiers(
         counted = isp
 
     assistance_pay = 0
-    class_ = None
+    class_: Literal["A", "B"] | None = None
     aid = policy.assistance
     if aid is not None and s.kind in aid.kinds:
         class_ = covering_class(s, records)

@@ -31,7 +31,7 @@ class Cached(Generic[T]):
         self.loaded_at: float | None = None  # time.monotonic() of the last good load
         self.error: str | None = None
         self._tried_at: float | None = None
-        self._inflight: asyncio.Future | None = None
+        self._inflight: asyncio.Future[None] | None = None
 
     def fresh(self) -> bool:
         return self._tried_at is not None and time.monotonic() - self._tried_at < self.ttl

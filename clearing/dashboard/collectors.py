@@ -15,6 +15,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from clearing.core.jsonish import JSONMapping
 from clearing.dashboard.service import Dashboard
 from clearing.ledger.schema import PERIOD_STATES
 
@@ -101,7 +102,7 @@ class DashboardCollector(Collector):
                 states.add_metric([row["period"], name], 1 if row["state"] == name else 0)
         yield states
 
-    def _prepayments(self, prepayments: dict | None) -> Iterator[Metric]:
+    def _prepayments(self, prepayments: JSONMapping | None) -> Iterator[Metric]:
         net = GaugeMetricFamily(
             "clearing_net_position_fen",
             "Running net position over the open periods (positive: the province receives)",

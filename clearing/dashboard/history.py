@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from prometheus_client.metrics import MetricWrapperBase
+from prometheus_client.samples import Sample as MetricSample
 
 from clearing import metrics
 from clearing.dashboard.lag import PartitionLag
@@ -34,27 +35,32 @@ class Sample:
     results: dict[str, float] = field(default_factory=dict)
 
 
-def _samples(metric: MetricWrapperBase, suffix: str = "") -> list:
+def _samples(metric: MetricWrapperBase, suffix: str = "") -> list[MetricSample]:
     return [s for family in metric.collect() for s in family.samples if s.name.endswith(suffix)]
 
 
-def take(offsets: Sequence[PartitionLag] | None, offsets_at: float | None, events_topic: str):
+def take(
+    offsets: Sequence[PartitionLag] | None, offsets_at: float | None, events_topic: str
+) -> Sample:
     """One sample of the local registry and, when known, of the group's offsets."""
     events = sum(s.value for s in _samples(metrics.EVENTS_IN, "_total"))
     results: dict[str, float] = {}
     for s in _samples(metrics.RESULTS, "_total"):
         results[s.labels["status"]] = results.get(s.labels["status"], 0.0) + s.value
     buckets = tuple((float(s.labels["le"]), s.value) for s in _samples(metrics.LATENCY, "_bucket"))
-    kwargs = {}
-    if offsets is not None:
-        mine = [o for o in offsets if o.topic == events_topic]
-        kwargs = {
-            "offsets_at": offsets_at,
-            "events_end": sum(o.end for o in mine),
-            "events_committed": sum(o.committed or 0 for o in mine),
-            "lag": sum(o.lag for o in mine),
-        }
-    return Sample(time.time(), events, buckets, results=results, **kwargs)
+    if offsets is None:
+        return Sample(time.time(), events, buckets, results=results)
+    mine = [o for o in offsets if o.topic == events_topic]
+    return Sample(
+        time.time(),
+        events,
+        buckets,
+        offsets_at=offsets_at,
+        events_end=sum(o.end for o in mine),
+        events_committed=sum(o.committed or 0 for o in mine),
+        lag=sum(o.lag for o in mine),
+        results=results,
+    )
 
 
 def quantile(q: float, buckets: Sequence[tuple[float, float]]) -> float | None:

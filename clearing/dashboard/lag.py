@@ -10,7 +10,12 @@ from __future__ import annotations
 import threading
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
+
+from clearing.core.jsonish import JSONObject
+
+if TYPE_CHECKING:  # kafka-python has no type information: `Any` to mypy
+    from kafka import KafkaAdminClient
 
 
 @dataclass(frozen=True)
@@ -32,10 +37,10 @@ class LagReader:
         self.bootstrap = bootstrap
         self.group = group
         self.topics = topics
-        self._admin: Any = None
+        self._admin: KafkaAdminClient | None = None
         self._lock = threading.Lock()
 
-    def _client(self) -> Any:
+    def _client(self) -> KafkaAdminClient:
         if self._admin is None:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DeprecationWarning)
@@ -81,7 +86,7 @@ class LagReader:
                 self._admin = None
 
 
-def as_json(rows: list[PartitionLag]) -> list[dict[str, Any]]:
+def as_json(rows: list[PartitionLag]) -> list[JSONObject]:
     return [
         {
             "topic": r.topic,

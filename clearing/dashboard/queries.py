@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import orjson
-from sqlalchemy import Connection, case, func, select
+from sqlalchemy import ColumnElement, Connection, case, func, select
 
+from clearing.core.jsonish import JSONObject
 from clearing.core.models.types import CHINA_TZ
 from clearing.core.netting import net_positions
 from clearing.ledger import prepayment
@@ -24,7 +24,7 @@ from clearing.stream import state
 AMOUNTS = ("total_fen", "fund_pay_fen", "personal_pay_fen")
 
 
-def _totals(conn: Connection, *where) -> dict[str, int]:
+def _totals(conn: Connection, *where: ColumnElement[bool]) -> dict[str, int]:
     priced = func.sum(case((results.c.status == "priced", 1), else_=0))
     reversed_ = func.sum(case((results.c.status == "reversed", 1), else_=0))
     query = select(
@@ -35,7 +35,7 @@ def _totals(conn: Connection, *where) -> dict[str, int]:
     return dict(zip(("settlements", "reversals", *AMOUNTS), values, strict=True))
 
 
-def period_rows(conn: Connection) -> list[dict[str, Any]]:
+def period_rows(conn: Connection) -> list[JSONObject]:
     """Every period with its state and timestamps, oldest first (the periods table is tiny)."""
     query = select(
         periods.c.period,
@@ -58,7 +58,7 @@ def period_rows(conn: Connection) -> list[dict[str, Any]]:
     ]
 
 
-def obligations(conn: Connection, period: str) -> list[dict[str, Any]]:
+def obligations(conn: Connection, period: str) -> list[JSONObject]:
     """Per (payer, payee) pair of `period`: counts and amounts, as the statement's obligations
     (without digests), sorted by (payer, payee)."""
     query = (
@@ -80,7 +80,7 @@ def obligations(conn: Connection, period: str) -> list[dict[str, Any]]:
     ]
 
 
-def period_view(conn: Connection, period: str) -> dict[str, Any]:
+def period_view(conn: Connection, period: str) -> JSONObject:
     """A period's obligations, net positions and totals, computed from its cleared results."""
     obs = obligations(conn, period)
     totals = {key: sum(ob[key] for ob in obs) for key in ("settlements", "reversals", *AMOUNTS)}
@@ -98,7 +98,7 @@ def china_day_start(now: datetime) -> datetime:
     return local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(UTC)
 
 
-def today_totals(conn: Connection, now: datetime) -> dict[str, Any]:
+def today_totals(conn: Connection, now: datetime) -> JSONObject:
     """Results the ledger recorded since 00:00 China time (the stream does not carry
     `settled_at` into the ledger, so the recording time stands for the settlement's)."""
     start = china_day_start(now)
@@ -109,13 +109,13 @@ def today_totals(conn: Connection, now: datetime) -> dict[str, Any]:
     return {"day": day, **totals}
 
 
-def prepayments(conn: Connection) -> dict[str, Any]:
+def prepayments(conn: Connection) -> JSONObject:
     """The ledger's prepayment usage over the open periods, and the alert share in force."""
     rows = prepayment.usage(conn)
     return {"alert_share_bp": prepayment.alert_share(conn), "provinces": rows}
 
 
-def alerts(conn: Connection, limit: int = 20) -> list[dict[str, Any]]:
+def alerts(conn: Connection, limit: int = 20) -> list[JSONObject]:
     """The latest alerts, with their time in China time and their usage (as the ledger's)."""
     rows = prepayment.recent_alerts(conn, limit)
     for row in rows:

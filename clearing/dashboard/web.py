@@ -14,17 +14,20 @@ bearer token (`clearing operator add NAME`).
 from __future__ import annotations
 
 from importlib.resources import files
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import orjson
 from aiohttp import web
 
+from clearing.core.jsonish import JSONMapping
 from clearing.dashboard import collectors
 from clearing.dashboard.config import DashboardConfig
 from clearing.dashboard.service import ActionError, Dashboard
 
 if TYPE_CHECKING:
     import faust
+    from aiohttp.typedefs import Handler, Middleware
+    from faust.web.drivers.aiohttp import Web
 
 DASHBOARD = web.AppKey("clearing_dashboard", Dashboard)
 PERIOD = "[0-9]{4}-[0-9]{2}"
@@ -35,7 +38,7 @@ def page_html() -> bytes:
     return files("clearing.dashboard").joinpath("static/dashboard.html").read_bytes()
 
 
-def _json(status: int, body: object) -> web.Response:
+def _json(status: int, body: JSONMapping) -> web.Response:
     return web.Response(
         status=status,
         body=orjson.dumps(body),
@@ -113,11 +116,11 @@ def add_routes(app: web.Application, dashboard: Dashboard) -> None:
     router.add_post(f"/dashboard/api/periods/{{period:{PERIOD}}}/issue", h.issue)
 
 
-def metrics_refresh(dashboard: Dashboard):
+def metrics_refresh(dashboard: Dashboard) -> Middleware:
     """A middleware that refreshes the collectors' figures (off the loop) before `/metrics`."""
 
     @web.middleware
-    async def refresh(request: web.Request, handler):
+    async def refresh(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path == "/metrics":
             await dashboard.refresh_for_scrape()
         return await handler(request)
@@ -146,7 +149,7 @@ def install(
     """
     if not app.conf.web_enabled:
         return None
-    root = app.web.web_app
+    root = cast("Web", app.web).web_app  # faust types `app.web` as the driver-agnostic base
     if any(r.canonical == "/dashboard/api/overview" for r in root.router.resources()):
         return None
 

@@ -49,7 +49,7 @@ def run_worker(args: argparse.Namespace) -> int:
     os.execv(sys.executable, [sys.executable, "-m", *command])
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     publish = subparsers.add_parser(
         "publish", help="publish reference data and raw event lines to the broker"
     )

@@ -5,19 +5,24 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import orjson
 
 from clearing.core.errors import UnavailableError
+from clearing.core.jsonish import JSONObject
 from clearing.kafka_clients import consumer
+
+if TYPE_CHECKING:  # kafka-python has no type information: `Any` to mypy
+    from kafka.consumer.fetcher import ConsumerRecord
 
 
 def read_all(
     bootstrap: str, topics: str | list[str], idle: float = 2.0, timeout: float = 60.0
-) -> list:
+) -> list[ConsumerRecord]:
     """Every record on the topics now (stops after `idle` seconds without a new one)."""
     reader = consumer(bootstrap, topics)
-    records: list = []
+    records: list[ConsumerRecord] = []
     try:
         deadline = time.monotonic() + timeout
         last = time.monotonic()
@@ -62,7 +67,7 @@ class RunResults:
     def complete(self) -> bool:
         return len(self.by_line) >= self.expected
 
-    def results(self) -> list[dict]:
+    def results(self) -> list[JSONObject]:
         return [orjson.loads(self.by_line[n]) for n in sorted(self.by_line)]
 
 
@@ -72,7 +77,7 @@ def collect(
     run: RunResults,
     stall_timeout: float = 120.0,
     alive: Callable[[], bool] = lambda: True,
-    progress=None,
+    progress: Callable[[int], object] | None = None,
 ) -> RunResults:
     """Consumes `topic` until the run has a result for every line."""
     reader = consumer(bootstrap, topic)

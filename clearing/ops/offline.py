@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
 import orjson
 
+from clearing.core.jsonish import JSONObject
 from clearing.core.netting import build_statement
 from clearing.core.pricer import Pricer
 from clearing.core.refdata import RefDataError
@@ -32,11 +33,12 @@ def open_input(path: str | None) -> Iterator[BinaryIO]:
 
 def lines_of(handle: BinaryIO, label: str) -> Iterator[bytes]:
     """The input's lines without their newline, streamed; a progress bar when on a terminal."""
+    lines: Iterable[bytes] = handle
     if sys.stderr.isatty():
         from tqdm import tqdm
 
-        handle = tqdm(handle, desc=label, unit=" lines", unit_scale=True, file=sys.stderr)
-    for line in handle:
+        lines = tqdm(handle, desc=label, unit=" lines", unit_scale=True, file=sys.stderr)
+    for line in lines:
         yield line[:-1] if line.endswith(b"\n") else line
 
 
@@ -67,7 +69,7 @@ def run_price(args: argparse.Namespace) -> int:
     return 0
 
 
-def read_results(handle: BinaryIO) -> Iterator[dict]:
+def read_results(handle: BinaryIO) -> Iterator[JSONObject]:
     for number, raw in enumerate(lines_of(handle, "clearing"), start=1):
         if not raw.strip():
             continue
@@ -99,7 +101,7 @@ def period_arg(value: str) -> str:
     return value
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     price = subparsers.add_parser("price", help="price JSON Lines events (stdin when no file)")
     price.add_argument("--refdata", required=True, type=Path, help="reference-data folder")
     price.add_argument("events", nargs="?", help="events file (JSON Lines)")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,7 +84,7 @@ def publish(
             kafka.flush()
         if events_path is not None:
             run_header = ("run", run_id.encode())
-            lines = event_lines(Path(events_path))
+            lines: Iterable[bytes] = event_lines(Path(events_path))
             if progress is None:
                 progress = sys.stderr.isatty()
             if progress:

@@ -24,7 +24,8 @@ def port_is_free(port: int) -> bool:
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def worker_env(
@@ -50,7 +51,7 @@ class Worker:
     env: dict[str, str]
     log_path: Path
     log_level: str = "warn"
-    process: subprocess.Popen | None = field(default=None, repr=False)
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
     def web_port(self) -> int:
@@ -76,7 +77,7 @@ class Worker:
 
     def kill(self) -> None:
         """SIGKILL: a crash, with no chance to clean up."""
-        if self.alive():
+        if self.process is not None and self.alive():
             self.process.send_signal(signal.SIGKILL)
             self.process.wait()
 

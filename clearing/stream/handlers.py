@@ -17,30 +17,34 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from clearing import metrics
 from clearing.core.errors import UnavailableError
+from clearing.core.jsonish import JSONMapping, JSONObject
 from clearing.stream import ledger_link
 from clearing.stream.batch import BatchOutput, BatchProcessor, Emit, Record, invalid_emit
 from clearing.stream.refdata_feed import RefdataFeed
 from clearing.stream.results import recipients
 from clearing.topics import Topics
 
+if TYPE_CHECKING:
+    from faust.types import EventT
+
 log = logging.getLogger(__name__)
 
 # A message to produce: (topic, partition, key, value, headers).
 Message = tuple[str, int, bytes | None, bytes, list[tuple[str, bytes]] | None]
 # Messages -> futures resolved when the broker has acknowledged them (in order per partition).
-SendMany = Callable[[Sequence[Message]], Awaitable[list[Awaitable]]]
+SendMany = Callable[[Sequence[Message]], Awaitable[list[Awaitable[Any]]]]
 
 UNAVAILABLE = (OperationalError, InterfaceError, ConnectionError, TimeoutError)
 
 
-def record_of(event: Any) -> Record:
+def record_of(event: EventT[bytes]) -> Record:
     """A faust event as a plain record, with the publisher's `line` and `run` headers."""
     message = event.message
     headers = dict(message.headers or ())
@@ -78,7 +82,7 @@ def deadletter_headers(emit: Emit) -> list[tuple[str, bytes]]:
     return headers
 
 
-def alert_messages(topics: Topics, alerts: Sequence[dict]) -> list[tuple[str, bytes]]:
+def alert_messages(topics: Topics, alerts: Sequence[JSONMapping]) -> list[tuple[str, bytes]]:
     """Each prepayment alert goes to the clearing topic and to its province's feed."""
     out = []
     for alert in alerts:
@@ -103,7 +107,7 @@ async def retry_forever(what: str, attempt: Callable[[], Awaitable[None]]) -> No
         delay = min(delay * 2, 10.0)
 
 
-def hold(events: Sequence[Any]) -> None:
+def hold(events: Sequence[EventT[bytes]]) -> None:
     """One more reference on each message, so faust cannot commit its offset on its own.
 
     `take_events` acks a batch when the agent asks for the next one, and also when the agent is
@@ -115,7 +119,7 @@ def hold(events: Sequence[Any]) -> None:
         event.message.incref()
 
 
-def release(events: Sequence[Any]) -> None:
+def release(events: Sequence[EventT[bytes]]) -> None:
     for event in events:
         event.ack()
 
@@ -131,7 +135,7 @@ class PriceHandler:
 
     def __post_init__(self) -> None:
         self._processor: BatchProcessor | None = None
-        self._settling: asyncio.Future | None = None
+        self._settling: asyncio.Future[None] | None = None
 
     def processor(self) -> BatchProcessor:
         """Created on first use, in the database thread."""
@@ -142,7 +146,7 @@ class PriceHandler:
             )
         return self._processor
 
-    async def handle(self, events: Sequence[Any]) -> None:
+    async def handle(self, events: Sequence[EventT[bytes]]) -> None:
         """Prices and stores a batch, then hands its messages to the producer and returns; the
         acknowledgements are awaited in the background (while the next batch is priced), and
         only then are the batch's offsets released. A batch's messages are sent only once every
@@ -166,10 +170,10 @@ class PriceHandler:
 
     async def _settle(
         self,
-        events: Sequence[Any],
+        events: Sequence[EventT[bytes]],
         output: BatchOutput,
-        alerts: list[dict],
-        pending: list[Awaitable] | None,
+        alerts: list[JSONObject],
+        pending: list[Awaitable[Any]] | None,
         size: int,
         started: float,
     ) -> None:
@@ -186,7 +190,7 @@ class PriceHandler:
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
         release(events)
 
-    async def _process(self, records: list[Record]) -> tuple[BatchOutput, list[dict]]:
+    async def _process(self, records: list[Record]) -> tuple[BatchOutput, list[JSONObject]]:
         """Stores the batch with its ledger postings, retrying while the database is unavailable."""
         loop = asyncio.get_running_loop()
         delay = 0.2
@@ -205,16 +209,16 @@ class PriceHandler:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)
 
-    def _store(self, records: list[Record]) -> tuple[BatchOutput, list[dict]]:
+    def _store(self, records: list[Record]) -> tuple[BatchOutput, list[JSONObject]]:
         output = self.processor().process(records)
         if output.attempts > 1:
             metrics.BATCH_RETRIES.inc(output.attempts - 1)
         return output, output.alerts
 
-    def _store_singly(self, records: list[Record]) -> tuple[BatchOutput, list[dict]]:
+    def _store_singly(self, records: list[Record]) -> tuple[BatchOutput, list[JSONObject]]:
         """Isolates the event a batch fails on: it is dead-lettered, the others go on."""
         emits: list[Emit] = []
-        alerts: list[dict] = []
+        alerts: list[JSONObject] = []
         for record in records:
             try:
                 single = self.processor().process([record])
@@ -232,7 +236,9 @@ class PriceHandler:
                 emits.append(invalid_emit(record, f"could not be processed ({type(exc).__name__})"))
         return BatchOutput(emits, alerts), alerts
 
-    async def _send_all(self, output: BatchOutput, alerts: list[dict]) -> list[Awaitable] | None:
+    async def _send_all(
+        self, output: BatchOutput, alerts: list[JSONObject]
+    ) -> list[Awaitable[Any]] | None:
         """Hands every message of the batch to the producer: each result to the results topic
         and, through the route stage, to its provinces' feeds; dead letters; alerts. The futures
         resolve when the broker has acknowledged them (None: the producer refused one)."""
@@ -258,14 +264,14 @@ class PriceHandler:
             log.exception("handing the batch to the producer failed")
             return None
 
-    async def _emit(self, output: BatchOutput, alerts: list[dict]) -> None:
+    async def _emit(self, output: BatchOutput, alerts: list[JSONObject]) -> None:
         pending = await self._send_all(output, alerts)
         if pending is None:
             raise UnavailableError("the producer refused the batch")
         await asyncio.gather(*pending)
 
 
-def count_batch(output: BatchOutput, alerts: list[dict], now_ms: float) -> None:
+def count_batch(output: BatchOutput, alerts: list[JSONObject], now_ms: float) -> None:
     """The batch's counters, added up first: one increment per label, not per event."""
     results: Counter[str] = Counter()
     events_in: Counter[str] = Counter()
@@ -307,7 +313,7 @@ class RouteHandler:
 
     topics: Topics
 
-    def feeds(self, result: dict) -> list[str]:
+    def feeds(self, result: JSONMapping) -> list[str]:
         provinces = recipients(result)
         if provinces:
             metrics.ROUTED.inc(len(provinces))

@@ -8,11 +8,12 @@ with its reason (and dead-lettered), never dropped.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import orjson
 from pydantic import BaseModel, Field, StringConstraints, ValidationError
 
+from clearing.core.jsonish import JSONObject
 from clearing.core.models.results import Period
 from clearing.core.models.types import STRICT, ProvinceCode, SchemaVersion
 from clearing.core.parse import describe
@@ -53,7 +54,7 @@ class Dispute(BaseModel):
     lines: Annotated[list[DigestLine], Field(max_length=10_000_000)] | None = None
 
 
-REQUESTS: dict[str, type[BaseModel]] = {"confirm": Confirm, "dispute": Dispute}
+REQUESTS: dict[str, type[Confirm] | type[Dispute]] = {"confirm": Confirm, "dispute": Dispute}
 
 
 def parse_request(raw: bytes) -> Confirm | Dispute | str:
@@ -64,16 +65,17 @@ def parse_request(raw: bytes) -> Confirm | Dispute | str:
         return f"not JSON: {exc}"
     if not isinstance(obj, dict):
         return "request must be a JSON object"
-    model = REQUESTS.get(obj.get("type")) if isinstance(obj.get("type"), str) else None
+    kind = obj.get("type")
+    model = REQUESTS.get(kind) if isinstance(kind, str) else None
     if model is None:
         return "type: must be confirm or dispute"
     try:
-        return model.model_validate(obj)  # type: ignore[return-value]
+        return model.model_validate(obj)
     except ValidationError as exc:
         return describe(exc)
 
 
-def answer(ledger: Ledger, request: Confirm | Dispute) -> dict[str, Any]:
+def answer(ledger: Ledger, request: Confirm | Dispute) -> JSONObject:
     """The ledger's answer to one request; an error answer when the ledger refuses it."""
     try:
         if isinstance(request, Confirm):
@@ -101,7 +103,7 @@ def answer(ledger: Ledger, request: Confirm | Dispute) -> dict[str, Any]:
         }
 
 
-def answer_messages(topics: Topics, reply: dict[str, Any]) -> list[tuple[str, bytes, bytes]]:
+def answer_messages(topics: Topics, reply: JSONObject) -> list[tuple[str, bytes, bytes]]:
     """(topic, key, value): the answer to the province's feed and to the clearing topic."""
     body = orjson.dumps({"type": "reconciliation", **reply})
     key = f"reconcile:{reply['period']}:{reply['province']}".encode()

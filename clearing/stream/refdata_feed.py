@@ -11,10 +11,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from clearing.core.models.refdata import Catalog, Policy
 from clearing.core.refdata import RefData, RefDataError, parse_document
 from clearing.topics import REFDATA_PARTITIONS
+
+if TYPE_CHECKING:  # aiokafka has no type information: these are `Any` to mypy
+    from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +42,8 @@ class RefdataFeed:
         self.current = RefData()
         self.documents: dict[bytes, Policy | Catalog] = {}
         self.ready = asyncio.Event()
-        self._consumer = None
-        self._partitions: list = []
+        self._consumer: AIOKafkaConsumer | None = None
+        self._partitions: list[TopicPartition] = []
         self._moved = asyncio.Condition()
 
     async def run(self) -> None:
@@ -77,7 +81,7 @@ class RefdataFeed:
             self._consumer = None
             await consumer.stop()
 
-    def apply(self, records: Iterable) -> bool:
+    def apply(self, records: Iterable[ConsumerRecord]) -> bool:
         """Applies documents (a null value deletes its key); returns whether anything changed."""
         changed = False
         for record in records:
@@ -93,7 +97,7 @@ class RefdataFeed:
             changed = True
         return changed
 
-    async def _reached(self, end: dict) -> bool:
+    async def _reached(self, end: dict[TopicPartition, int]) -> bool:
         consumer = self._consumer
         if consumer is None:
             return False
@@ -112,7 +116,7 @@ class RefdataFeed:
         consumer = self._consumer
         if consumer is None:
             return
-        end = {}
+        end: dict[TopicPartition, int] = {}
         for tp in self._partitions:
             highwater = consumer.highwater(tp)
             if highwater is not None:

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
-from clearing.topics import PROVINCES
+from clearing.core.jsonish import JSONMapping, JSONObject
+from clearing.core.provinces import PROVINCES
 
 # Fields the stream adds to every result: where the event was read, and the publisher's run.
 STREAM_FIELDS = ("source", "run", "settled_at")
 ROUTED = frozenset({"priced", "reversed", "rejected"})
 
 
-def spec_view(result: Mapping) -> dict:
+def spec_view(result: JSONMapping) -> JSONObject:
     """The result exactly as `clearing price` prints it (spec fields and `line`)."""
     out = {k: v for k, v in result.items() if k not in STREAM_FIELDS}
     if out.get("status") == "rejected":
@@ -20,7 +19,7 @@ def spec_view(result: Mapping) -> dict:
     return out
 
 
-def recipients(result: Mapping) -> tuple[str, ...]:
+def recipients(result: JSONMapping) -> tuple[str, ...]:
     """The provinces whose feeds get this result: home and hospital province, no other.
 
     Only priced, reversed and rejected results are delivered, and a rejected one only when its
@@ -38,7 +37,7 @@ def recipients(result: Mapping) -> tuple[str, ...]:
 _FEEDS = frozenset(PROVINCES)
 
 
-def result_key(result: Mapping) -> str:
+def result_key(result: JSONMapping) -> str:
     """What identifies a result across replays: the event's source position, else its line."""
     source = result.get("source")
     if isinstance(source, str):

@@ -74,7 +74,10 @@ class Settlement(BaseModel):
 
     @property
     def quantities_e4(self) -> tuple[int, ...]:
-        return self.__pydantic_private__["_quantities_e4"]  # direct: this is the hot path
+        # Direct: this is the hot path. Pydantic types the private dict as optional (None for a
+        # model without private attributes); this model has one.
+        quantities: tuple[int, ...] = self.__pydantic_private__["_quantities_e4"]  # type: ignore[index]
+        return quantities
 
 
 class Reversal(BaseModel):
@@ -139,7 +142,7 @@ class Assistance(BaseModel):
 
 
 Event = Settlement | Reversal | Filing | Assistance
-EVENT_MODELS: dict[str, type[BaseModel]] = {
+EVENT_MODELS: dict[str, type[Event]] = {
     "settlement": Settlement,
     "reversal": Reversal,
     "filing": Filing,

@@ -41,8 +41,8 @@ class Band(BaseModel):
 def _check_bands(bands: Sequence[Band | CriticalBand]) -> None:
     if bands[-1].upto_fen is not None:
         raise ValueError("the last band must have upto_fen null")
-    uppers = [b.upto_fen for b in bands[:-1]]
-    if any(u is None for u in uppers):
+    uppers = [b.upto_fen for b in bands[:-1] if b.upto_fen is not None]
+    if len(uppers) < len(bands) - 1:
         raise ValueError("only the last band may have upto_fen null")
     if any(a >= b for a, b in zip(uppers, uppers[1:], strict=False)):
         raise ValueError("bands must have strictly rising upto_fen")
@@ -77,7 +77,7 @@ class AnnualBlock(BaseModel):
 Kind = Literal["inpatient", "outpatient", "chronic"]
 
 
-def _check_kinds(kinds: list[str]) -> None:
+def _check_kinds(kinds: Sequence[str]) -> None:
     if len(set(kinds)) != len(kinds):
         raise ValueError("kinds must be distinct")
 

@@ -15,7 +15,16 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SerializationInfo, model_serializer
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
+
+from clearing.core.jsonish import JSONObject
 
 Reason = Literal[
     "AMOUNT_MISMATCH",
@@ -104,10 +113,14 @@ class Priced(Amounts):
         Field(description="With tiers: the class assistance applied with, null when it did not"),
     ] = None
 
+    # No return annotation: pydantic would publish it as the serialised schema (the model's own
+    # is the contract), and mypy --strict wants one.
     @model_serializer(mode="wrap")
-    def _null_assistance_class(self, handler, info: SerializationInfo):  # schema: the model's
+    def _null_assistance_class(  # type: ignore[no-untyped-def]
+        self, handler: SerializerFunctionWrapHandler, info: SerializationInfo
+    ):
         """With tiers, `assistance_class` is printed even when null (no assistance applied)."""
-        out = handler(self)
+        out: JSONObject = handler(self)
         if self.due_fen is None or "assistance_class" in out:
             return out
         if info.include is not None and "assistance_class" not in info.include:
@@ -137,6 +150,6 @@ AMOUNT_FIELDS = (
 TIER_FIELDS = ("critical_pay_fen", "assistance_pay_fen", "due_fen")
 
 
-def result_json(result: BaseModel) -> dict:
+def result_json(result: BaseModel) -> JSONObject:
     """The result as the JSON object the spec prints (no null optional fields)."""
     return result.model_dump(exclude_none=True)

@@ -47,7 +47,8 @@ def _check_timestamp(value: str) -> str:
         moment = datetime.fromisoformat(value)
     except ValueError:
         raise ValueError("is not a valid timestamp") from None
-    if moment.utcoffset() is None or abs(moment.utcoffset()) >= timedelta(hours=24):
+    offset = moment.utcoffset()
+    if offset is None or abs(offset) >= timedelta(hours=24):
         raise ValueError("has an invalid offset")
     return value
 

@@ -7,7 +7,7 @@ import argparse
 from clearing.ops.bench import price, stream
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     bench = subparsers.add_parser("bench", help="benchmarks (print figures)")
     kinds = bench.add_subparsers(dest="bench", required=True, metavar="BENCHMARK")
     price.add_parser(kinds)

@@ -19,10 +19,11 @@ from pathlib import Path
 import orjson
 
 from clearing.core.pricer import Pricer
+from clearing.core.refdata import RefData
 from clearing.ops.bundle import load_refdata
 
 
-def price_all(refdata, lines: list[bytes]) -> float:
+def price_all(refdata: RefData, lines: list[bytes]) -> float:
     """Seconds to price every line once with a fresh book."""
     pricer = Pricer(refdata)
     gc.collect()
@@ -96,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser("price", help="offline pricing speed (events/s, one core)")
     parser.add_argument("--events", type=int, default=20000)
     parser.add_argument("--seed", type=int, default=1)

@@ -32,17 +32,24 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import orjson
 
 from clearing.core.errors import UnavailableError
+from clearing.core.jsonish import JSONObject
 from clearing.kafka_clients import admin_client
 from clearing.ops.bundle import event_lines
 from clearing.ops.publish import event_key, new_run_id, publish
 from clearing.stream.results import recipients
 from clearing.topics import EVENTS_PARTITIONS, Topics, ensure_topics
 
+if TYPE_CHECKING:  # aiokafka has no type information: these are `Any` to mypy
+    from aiokafka import AIOKafkaProducer, ConsumerRecord
+
 WARMUP = 300
+# A topic's handler: the topic, one partition's records, when they arrived.
+BatchHandler = Callable[[str, Sequence["ConsumerRecord"], float], None]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -60,7 +67,7 @@ class Slice:
 
 
 async def publish_slice(
-    kafka, topic: str, part: Slice, run_id: str, rate: float | None
+    kafka: AIOKafkaProducer, topic: str, part: Slice, run_id: str, rate: float | None
 ) -> dict[int, float]:
     """Publishes the slice (at `rate` events/s, or as fast as the producer goes) and waits for
     the broker's acknowledgements; returns the wall-clock time of each line's send."""
@@ -83,7 +90,7 @@ async def publish_slice(
     return sent
 
 
-def make_producer(bootstrap: str):
+def make_producer(bootstrap: str) -> AIOKafkaProducer:
     """aiokafka, as the workers use it: idempotent, acks=all, batching."""
     from aiokafka import AIOKafkaProducer
 
@@ -102,7 +109,7 @@ def make_producer(bootstrap: str):
 # Consuming
 
 
-async def watch(bootstrap: str, topics: list[str], handlers: dict[str, Callable]) -> None:
+async def watch(bootstrap: str, topics: list[str], handlers: dict[str, BatchHandler]) -> None:
     """Reads the topics from the beginning until cancelled, handing each partition's records
     with their arrival time to the topic's handler."""
     from aiokafka import AIOKafkaConsumer
@@ -134,7 +141,7 @@ class Delivery:
 
     result_at: float | None = None
     needed: int | None = None
-    feeds: set = field(default_factory=set)
+    feeds: set[str] = field(default_factory=set)
     last_feed_at: float = 0.0
     done_at: float | None = None
 
@@ -149,7 +156,7 @@ class Deliveries:
         self.done: dict[str, int] = {}
         self.changed = asyncio.Event()
 
-    def on_batch(self, topic: str, records: Sequence, arrived: float) -> None:
+    def on_batch(self, topic: str, records: Sequence[ConsumerRecord], arrived: float) -> None:
         is_result = topic == self.results_topic
         if True:
             for record in records:
@@ -173,7 +180,7 @@ class Deliveries:
                 else:
                     d.feeds.add(topic)
                     d.last_feed_at = arrived
-                if d.result_at is not None and len(d.feeds) >= d.needed:
+                if d.result_at is not None and d.needed is not None and len(d.feeds) >= d.needed:
                     d.done_at = max(d.result_at, d.last_feed_at)
                     self.done[run] = self.done.get(run, 0) + 1
         self.changed.set()
@@ -182,7 +189,13 @@ class Deliveries:
         return await wait_for(lambda: self.done.get(run_id, 0) >= expected, self.changed, timeout)
 
     def done_times(self, run_id: str, lines: Sequence[int]) -> list[float]:
-        return [self.by_key[(run_id, n)].done_at for n in lines]
+        times = []
+        for n in lines:
+            done_at = self.by_key[(run_id, n)].done_at
+            if done_at is None:
+                raise UnavailableError(f"run {run_id}: line {n} was not delivered")
+            times.append(done_at)
+        return times
 
 
 async def wait_for(condition: Callable[[], bool], changed: asyncio.Event, timeout: float) -> bool:
@@ -201,13 +214,13 @@ class Counter:
     """Counts what arrives on the raw topic for one run (header `run`)."""
 
     def __init__(self) -> None:
-        self.count: dict[bytes, int] = {}
-        self.last: dict[bytes, float] = {}
+        self.count: dict[bytes | None, int] = {}  # None: a record without the header
+        self.last: dict[bytes | None, float] = {}
         self.changed = asyncio.Event()
 
-    def on_batch(self, _topic: str, records: Sequence, arrived: float) -> None:
+    def on_batch(self, _topic: str, records: Sequence[ConsumerRecord], arrived: float) -> None:
         for record in records:
-            run = dict(record.headers or ()).get("run")
+            run: bytes | None = dict(record.headers or ()).get("run")
             self.count[run] = self.count.get(run, 0) + 1
             self.last[run] = arrived
         self.changed.set()
@@ -252,9 +265,9 @@ class CpuMeter:
         self.workers = list(workers)
         self.start = (cpu_seconds(self.workers), cpu_seconds([os.getpid()]), machine_busy())
 
-    def figures(self, events: int) -> dict:
+    def figures(self, events: int) -> JSONObject:
         workers, bench, machine = self.start
-        out: dict = {}
+        out: JSONObject = {}
         now = cpu_seconds(self.workers)
         if workers is not None and now is not None:
             out["worker_cpu_us_per_event"] = round((now - workers) / events * 1e6)
@@ -295,7 +308,7 @@ def spread(values: Sequence[float]) -> dict[str, float]:
 
 @dataclass
 class Bench:
-    kafka: object
+    kafka: AIOKafkaProducer
     topics: Topics
     raw_topic: str
     deliveries: Deliveries
@@ -303,7 +316,7 @@ class Bench:
     timeout: float
     worker_pids: list[int]
 
-    async def pipeline(self, part: Slice, rate: float | None) -> dict:
+    async def pipeline(self, part: Slice, rate: float | None) -> JSONObject:
         run_id = new_run_id()
         cpu = CpuMeter(self.worker_pids)
         sent = await publish_slice(self.kafka, self.topics.events, part, run_id, rate)
@@ -322,7 +335,7 @@ class Bench:
             **cpu.figures(len(part)),
         }
 
-    async def raw(self, part: Slice) -> dict:
+    async def raw(self, part: Slice) -> JSONObject:
         run_id = new_run_id()
         cpu = CpuMeter([])
         sent = await publish_slice(self.kafka, self.raw_topic, part, run_id, None)
@@ -366,7 +379,8 @@ def load_slices(bundle: Path, sizes: Sequence[int]) -> list[Slice]:
     ]
     if len(lines) < sum(sizes):
         raise UnavailableError(f"{bundle}: {len(lines)} events, the phases need {sum(sizes)}")
-    out, start = [], 0
+    out: list[Slice] = []
+    start = 0
     for size in sizes:
         out.append(Slice(lines[start : start + size]))
         start += size
@@ -409,7 +423,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"{args.workers} worker(s), topics {prefix}.*; warming up ...", flush=True)
             phases = asyncio.run(
                 measure(bootstrap, topics, raw_topic, args.timeout,
-                        [w.process.pid for w in workers], warm, rounds, rates, rated)
+                        [w.process.pid for w in workers if w.process is not None],
+                        warm, rounds, rates, rated)
             )
         except BaseException:
             for worker in workers:
@@ -437,9 +452,11 @@ async def measure(
     rounds: list[Slice],
     rates: list[float],
     rated: list[Slice],
-) -> tuple[list[dict], list[dict], list[dict]]:
+) -> tuple[list[JSONObject], list[JSONObject], list[JSONObject]]:
     deliveries, counter = Deliveries(topics), Counter()
-    handlers = {topics.results: deliveries.on_batch, raw_topic: counter.on_batch}
+    handlers: dict[str, BatchHandler] = {
+        topics.results: deliveries.on_batch, raw_topic: counter.on_batch
+    }
     handlers |= {feed: deliveries.on_batch for feed in topics.feeds()}
     watcher = asyncio.ensure_future(watch(bootstrap, list(handlers), handlers))
     kafka = make_producer(bootstrap)
@@ -447,7 +464,9 @@ async def measure(
     try:
         bench = Bench(kafka, topics, raw_topic, deliveries, counter, timeout, worker_pids)
         await bench.pipeline(warm, None)
-        raw_rounds, full_rounds, rate_runs = [], [], []
+        raw_rounds: list[JSONObject] = []
+        full_rounds: list[JSONObject] = []
+        rate_runs: list[JSONObject] = []
         for n, part in enumerate(rounds, start=1):
             raw_rounds.append(await bench.raw(part))
             full_rounds.append(await bench.pipeline(part, None))
@@ -464,7 +483,12 @@ async def measure(
     return raw_rounds, full_rounds, rate_runs
 
 
-def summarise(args, raw_rounds: list[dict], full_rounds: list[dict], rate_runs: list[dict]):
+def summarise(
+    args: argparse.Namespace,
+    raw_rounds: list[JSONObject],
+    full_rounds: list[JSONObject],
+    rate_runs: list[JSONObject],
+) -> JSONObject:
     raw = spread([r["events_per_s"] for r in raw_rounds])
     full = spread([r["events_per_s"] for r in full_rounds])
     at_max = {
@@ -494,7 +518,7 @@ def summarise(args, raw_rounds: list[dict], full_rounds: list[dict], rate_runs: 
     }
 
 
-def print_table(figures: dict) -> None:
+def print_table(figures: JSONObject) -> None:
     full, raw = figures["sustained_events_per_s"], figures["raw_passthrough_events_per_s"]
     rounds = figures["rounds"]
     print()
@@ -521,7 +545,7 @@ def print_table(figures: dict) -> None:
               + ", ".join(f"{key} {value:,}" for key, value in cpu.items()))
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "stream", help="end to end through the broker: events/s, latency, raw Kafka ceiling"
     )

@@ -16,8 +16,8 @@ from datetime import date
 from random import Random
 from typing import Any
 
+from clearing.core.exact import line_amount
 from clearing.core.models.types import quantity_e4
-from clearing.core.pricing import line_amount
 from clearing.ops.simulate.clock import DAY, Clock, Span, day_text, second_of_day, timestamp
 from clearing.ops.simulate.events import EventFactory, assistance_event, filing_event
 from clearing.ops.simulate.geography import NO_REFDATA_REGIONS, Atlas, Hospital
