@@ -14,8 +14,7 @@ SUBCOMMAND_MODULES = (
     "clearing.ops.simulate",
     "clearing.ops.ledger_cli",
     "clearing.ops.cli",
-    "clearing.api.cli",
-    "clearing.dashboard.cli",
+    "clearing.ops.credentials_cli",
     "clearing.ops.bench.cli",
 )
 

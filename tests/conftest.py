@@ -261,7 +261,7 @@ def kafka_topics(kafka_bootstrap: str) -> Iterator[Callable[..., str]]:
 # `api_db_url` (function): a tmp SQLite database; a test module may override it (test_api.py
 #   runs on PostgreSQL too, with `api_postgres_schema`: a fresh schema, dropped afterwards).
 # `api_stack` (function): a unique topic prefix with its events topic on the real broker, the
-#   `api_db_url` database with the API's and the stream's tables, and tokens for H1 and H2.
+#   `api_db_url` database migrated to the newest schema, and tokens for H1 and H2.
 # `api_client` (function): `api_client(**config)` -> a `SyncApiClient` on the API alone
 #   (`clearing.api.app.standalone`), closed after the test. Plain (and hypothesis) tests call it
 #   synchronously; it runs aiohttp's TestClient on its own event loop.
@@ -374,17 +374,16 @@ def api_postgres_schema(api_postgres_url: str) -> Iterator[str]:
 
 @pytest.fixture
 def api_stack(kafka_bootstrap: str, api_db_url: str) -> Iterator[ApiStack]:
-    from clearing.api import credentials
-    from clearing.api.tables import create_tables, make_engine
+    from clearing import auth
+    from clearing.store.db import open_engine
     from clearing.topics import EVENTS_PARTITIONS, Topics
 
     prefix = unique_topic("api")
     events = Topics(prefix).events
     create_topics(kafka_bootstrap, [events], EVENTS_PARTITIONS)
     db_url = api_db_url
-    engine = make_engine(db_url)
-    create_tables(engine)
-    tokens = {hospital: credentials.add(engine, hospital) for hospital in ("H1", "H2")}
+    engine = open_engine(db_url)
+    tokens = {hospital: auth.add(engine, "hospital", hospital) for hospital in ("H1", "H2")}
     engine.dispose()
     try:
         yield ApiStack(kafka_bootstrap, prefix, db_url, tokens)
@@ -414,12 +413,11 @@ class StreamStandIn:
     def __init__(self, stack: ApiStack, refdata) -> None:
         import threading
 
-        from clearing.stream import state
+        from clearing.store.db import open_engine
         from clearing.stream.batch import BatchProcessor
 
         self.stack = stack
-        self.engine = state.make_engine(stack.db_url)
-        state.create_tables(self.engine)
+        self.engine = open_engine(stack.db_url)
         self.processor = BatchProcessor(self.engine, lambda: refdata)
         self.stop = threading.Event()
         self.error: BaseException | None = None
@@ -499,7 +497,7 @@ def pg_test_database() -> Iterator[str]:
     from sqlalchemy import create_engine, make_url, text
     from sqlalchemy.exc import SQLAlchemyError
 
-    from clearing.ledger.db import normalize_url
+    from clearing.store.db import normalize_url
 
     name = f"clearing_test_{uuid.uuid4().hex[:12]}"
     try:

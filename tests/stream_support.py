@@ -196,8 +196,8 @@ def ledger_totals(db_url: str) -> dict[str, dict]:
     net positions from the fund leg's balances, and how many results and postings it has."""
     from sqlalchemy import create_engine, func, select
 
-    from clearing.ledger.schema import balances, postings
-    from clearing.ledger.schema import results as ledger_results
+    from clearing.store.schema import balances, postings
+    from clearing.store.schema import results as ledger_results
 
     engine = create_engine(db_url)
     totals: dict[str, dict] = defaultdict(
@@ -258,12 +258,12 @@ def stream_state_counts(db_url: str) -> int:
     """How many source positions the stream has stored a result for."""
     from sqlalchemy import create_engine, func, select
 
-    from clearing.stream import state
+    from clearing.store.schema import stream_results
 
     engine = create_engine(db_url)
     try:
         with engine.connect() as conn:
-            return conn.execute(select(func.count()).select_from(state.results)).scalar()
+            return conn.execute(select(func.count()).select_from(stream_results)).scalar()
     finally:
         engine.dispose()
 

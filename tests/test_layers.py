@@ -16,6 +16,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "clearing"
 LAYERS: list[set[str]] = [
     {"core", "__init__"},
     {"config", "errors", "metrics", "topics", "kafka_clients", "kafka_auth"},
+    {"store"},
+    {"auth"},
     {"ledger"},
     {"stream"},
     {"api"},

@@ -85,7 +85,7 @@ def test_offline_cycle(db_url, capsys, tmp_path):
     assert len(out.splitlines()) == 2
 
     status, out, _ = run(capsys, "db upgrade", *db)
-    assert status == 0 and "revision 0001" in out
+    assert status == 0 and "revision 0002" in out
     status, out, _ = run(capsys, "db current", *db)
     assert "up to date" in out
 

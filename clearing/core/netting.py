@@ -10,7 +10,7 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-CLEARED_STATUSES = frozenset({"priced", "reversed"})
+from clearing.core.periods import CLEARED
 
 
 def digest_line(result: Mapping) -> str:
@@ -42,7 +42,7 @@ def obligation_lines(results: Iterable[Mapping]) -> dict[tuple[str, str], list[s
     """Digest lines of every obligation, keyed by (payer, payee): what two sides exchange."""
     lines: dict[tuple[str, str], list[str]] = {}
     for result in results:
-        if result["status"] in CLEARED_STATUSES:
+        if result["status"] in CLEARED:
             lines.setdefault((result["payer"], result["payee"]), []).append(digest_line(result))
     return lines
 
@@ -52,7 +52,7 @@ def build_obligations(results: Iterable[Mapping]) -> list[dict]:
     pairs: dict[tuple[str, str], _Obligation] = {}
     for result in results:
         status = result["status"]
-        if status not in CLEARED_STATUSES:
+        if status not in CLEARED:
             continue
         ob = pairs.setdefault((result["payer"], result["payee"]), _Obligation())
         if status == "priced":

@@ -18,16 +18,17 @@ from typing import Any
 import orjson
 from sqlalchemy import Engine, select
 
-from clearing.api.tables import make_engine
+from clearing import auth
 from clearing.core import provinces
 from clearing.core.models.types import CHINA_TZ
-from clearing.dashboard import operators, queries
+from clearing.dashboard import actions, queries
 from clearing.dashboard.cache import Cached
 from clearing.dashboard.config import DashboardConfig
 from clearing.dashboard.history import History, take
 from clearing.dashboard.lag import LagReader, PartitionLag, as_json
 from clearing.ledger.errors import LedgerError, LedgerInputError
-from clearing.ledger.schema import periods as periods_table
+from clearing.store import db
+from clearing.store.schema import periods as periods_table
 
 log = logging.getLogger(__name__)
 
@@ -73,15 +74,16 @@ class Dashboard:
     @property
     def engine(self) -> Engine:
         if self._engine is None:
-            self._engine = make_engine(self.config.db_url)
+            # Autocommit on SQLite: a read never waits behind a worker's batch transaction.
+            self._engine = db.make_engine(self.config.db_url, begin_immediate=False)
         return self._engine
 
     async def start(self, *_args: object) -> None:
         loop = asyncio.get_running_loop()
         try:
-            await loop.run_in_executor(self.executor, operators.create_tables, self.engine)
+            await loop.run_in_executor(self.executor, db.migrate, self.engine)
         except Exception as exc:  # the page still shows what it can; actions will say why
-            log.warning("dashboard: cannot create the operator tables: %s", exc)
+            log.warning("dashboard: cannot migrate the database: %s", exc)
         self._sampler = asyncio.ensure_future(self._sample_forever())
 
     async def stop(self, *_args: object) -> None:
@@ -132,16 +134,12 @@ class Dashboard:
                 "today": queries.today_totals(conn, now),
                 "prepayments": queries.prepayments(conn),
                 "alerts": queries.alerts(conn),
-                "actions": operators.recent_actions(self.engine)
-                if _has_table(conn, operators.actions.name)
-                else [],
+                "actions": actions.recent_actions(self.engine),
                 "loaded_at": now.astimezone(CHINA_TZ).isoformat(timespec="seconds"),
             }
 
     def _load_rejections(self) -> dict[str, int]:
         with self.engine.connect() as conn:
-            if not _has_table(conn, "stream_results"):
-                return {}
             return queries.rejection_reasons(conn)
 
     def _load_period(self, period: str) -> dict[str, Any]:
@@ -205,9 +203,12 @@ class Dashboard:
 
     # ---------------------------------------------------------------- operator actions
 
-    async def authenticate(self, token: str) -> str | None:
+    async def authenticate(self, token: str) -> auth.Principal | None:
+        """The operator or viewer a bearer token belongs to, or None."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor, operators.authenticate, self.engine, token)
+        return await loop.run_in_executor(
+            self.executor, auth.authenticate, self.engine, token, ("operator", "viewer")
+        )
 
     async def act(self, operator: str, action: str, period: str, force: bool) -> dict[str, Any]:
         """Closes or issues `period` through the ledger; logs who did it and what came of it."""
@@ -266,7 +267,7 @@ class Dashboard:
 
     def _log(self, operator: str, action: str, period: str, outcome: str) -> None:
         try:
-            operators.log_action(self.engine, operator, action, period, outcome)
+            actions.log_action(self.engine, operator, action, period, outcome)
         except Exception:
             log.exception("dashboard: cannot log %s %s by %s", action, period, operator)
         log.warning("dashboard: %s %s by operator %s: %s", action, period, operator, outcome)
@@ -283,9 +284,3 @@ def default_period(rows: list[dict[str, Any]]) -> str | None:
     if opened:
         return opened[-1]
     return rows[-1]["period"] if rows else None
-
-
-def _has_table(conn, name: str) -> bool:
-    from sqlalchemy import inspect
-
-    return inspect(conn).has_table(name)

@@ -21,11 +21,12 @@ import orjson
 from sqlalchemy.exc import OperationalError
 
 from clearing.core.money import yuan
-from clearing.ledger import db, prepayment, reconcile
+from clearing.ledger import prepayment, reconcile
 from clearing.ledger.errors import LedgerError, LedgerInputError
 from clearing.ledger.periods import PeriodInfo
 from clearing.ledger.store import Ledger
 from clearing.ops.offline import open_input, period_arg, read_results
+from clearing.store import db
 
 Handler = Callable[[argparse.Namespace], int]
 

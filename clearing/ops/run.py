@@ -16,6 +16,7 @@ from pathlib import Path
 
 import orjson
 
+from clearing.core.periods import CLEARED
 from clearing.kafka_clients import admin_client
 from clearing.ops.bundle import event_lines
 from clearing.ops.collect import RunResults, Stalled, collect
@@ -191,7 +192,7 @@ def close_periods(
     bootstrap: str, topics: Topics, db_url: str, results: list[dict]
 ) -> dict[str, dict]:
     """Closes and issues every period with cleared results; publishes the statements."""
-    periods = sorted({r["period"] for r in results if r.get("status") in ("priced", "reversed")})
+    periods = sorted({r["period"] for r in results if r.get("status") in CLEARED})
     statements = ledger_link.issue_statements(db_url, periods)
     publish_statements(bootstrap, topics, statements.values())
     return statements

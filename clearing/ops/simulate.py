@@ -20,7 +20,6 @@ import bisect
 import itertools
 import json
 import math
-import re
 import sys
 import time
 from collections import Counter, deque
@@ -35,6 +34,7 @@ from typing import Any, TextIO
 
 from clearing.core.models.events import Settlement
 from clearing.core.models.types import province_of, quantity_e4
+from clearing.core.periods import parse_period
 from clearing.core.pricing import line_amount
 
 # --- geography ------------------------------------------------------------------------------
@@ -341,13 +341,6 @@ class Span:
     first_day: int
     days: int
     year: int
-
-
-def parse_period(period: str) -> tuple[int, int]:
-    match = re.fullmatch(r"(\d{4})-(0[1-9]|1[0-2])", period)
-    if match is None:
-        raise ValueError(f"period must be YYYY-MM, not {period!r}")
-    return int(match.group(1)), int(match.group(2))
 
 
 def make_span(period: str | None, year: int) -> Span:

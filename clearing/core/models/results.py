@@ -9,6 +9,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from clearing.core.periods import PERIOD_PATTERN
+
 Reason = Literal[
     "AMOUNT_MISMATCH",
     "NOT_CROSS_PROVINCE",
@@ -19,7 +21,7 @@ Reason = Literal[
     "UNKNOWN_SETTLEMENT",
     "ALREADY_REVERSED",
 ]
-Period = Annotated[str, Field(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")]
+Period = Annotated[str, Field(pattern=f"^{PERIOD_PATTERN}$")]
 
 
 class _Result(BaseModel):
