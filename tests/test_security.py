@@ -28,13 +28,13 @@ from builders import reversal, settlement
 from conftest import stream_prefix_name, stream_topics_cleanup
 from stream_support import Pipeline, offline_results
 
+from clearing.core.statements import province_view
 from clearing.ops.bundle import event_lines
 from clearing.ops.collect import read_all
 from clearing.ops.run import RunConfig, RunSummary, run
 from clearing.ops.simulate import generate_bundle
 from clearing.ops.workers import free_port, wait_for_web
 from clearing.stream.results import spec_view
-from clearing.stream.statements import province_view
 from clearing.topics import PROVINCES, Topics
 
 pytestmark = pytest.mark.kafka

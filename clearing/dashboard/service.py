@@ -26,7 +26,9 @@ from clearing.dashboard.cache import Cached
 from clearing.dashboard.config import DashboardConfig
 from clearing.dashboard.history import History, take
 from clearing.dashboard.lag import LagReader, PartitionLag, as_json
+from clearing.ledger import cycle
 from clearing.ledger.errors import LedgerError, LedgerInputError
+from clearing.ledger.store import shared_ledger
 from clearing.store import db
 from clearing.store.schema import periods as periods_table
 
@@ -211,59 +213,53 @@ class Dashboard:
         )
 
     async def act(self, operator: str, action: str, period: str, force: bool) -> dict[str, Any]:
-        """Closes or issues `period` through the ledger; logs who did it and what came of it."""
+        """Closes or issues `period` through `clearing.ledger.cycle` (as `clearing period` and
+        `clearing run` do), publishing a newly issued statement; logs who did it and what came
+        of it."""
         loop = asyncio.get_running_loop()
+        publisher = self._publisher(loop) if self.publish is not None else None
         try:
-            outcome = await loop.run_in_executor(self.executor, self._act, action, period, force)
+            step = await loop.run_in_executor(
+                self.executor, self._act, action, period, force, publisher
+            )
         except LedgerError as exc:
             message = str(exc)
+            if isinstance(exc, cycle.NotPublished):
+                outcome, status = message, 502
+            else:
+                outcome = f"refused: {message}"
+                status = 400 if isinstance(exc, LedgerInputError) else 409
             await loop.run_in_executor(
-                self.executor, self._log, operator, action, period, f"refused: {message}"
+                self.executor, self._log, operator, action, period, outcome
             )
-            status = 400 if isinstance(exc, LedgerInputError) else 409
+            self.invalidate()
             raise ActionError(status, message) from exc
-        statement = outcome.pop("statement", None)
-        if statement is not None and self.publish is not None:
-            outcome["published"] = await self._publish(statement)
-        await loop.run_in_executor(
-            self.executor, self._log, operator, action, period, outcome["message"]
-        )
+        await loop.run_in_executor(self.executor, self._log, operator, action, period, step.message)
         self.invalidate()
-        return outcome
+        return step.as_dict()
 
-    def _act(self, action: str, period: str, force: bool) -> dict[str, Any]:
-        from clearing.ledger.store import shared_ledger
-
+    def _act(
+        self, action: str, period: str, force: bool, publisher: cycle.Publisher | None
+    ) -> cycle.Step:
         ledger = shared_ledger(self.config.db_url)
         if action == "close":
-            info, changed = ledger.close_period(period, force=force)
-            message = f"period {period} closed" if changed else f"period {period} is {info.state}"
-            return {"period": period, "state": info.state, "changed": changed, "message": message}
-        issued = ledger.issue_period(period)
-        message = (
-            f"statement of {period} issued (sha256 {issued.sha256})"
-            if issued.newly_issued
-            else f"statement of {period} was already issued"
-        )
-        out: dict[str, Any] = {
-            "period": period,
-            "state": "issued",
-            "changed": issued.newly_issued,
-            "sha256": issued.sha256,
-            "message": message,
-        }
-        if issued.newly_issued:
-            out["statement"] = issued.statement
-        return out
+            return cycle.close(ledger, period, force=force)
+        return cycle.issue(ledger, period, publisher)
 
-    async def _publish(self, statement: dict[str, Any]) -> int:
-        """The newly issued statement onto the clearing topic and the provinces' feeds."""
-        from clearing.stream.statements import statement_messages
+    def _publisher(self, loop: asyncio.AbstractEventLoop) -> cycle.Publisher:
+        """Publishes through the worker's producer (on the event loop) from the action's
+        thread, and waits there for the broker's acknowledgements."""
+        publish = self.publish
+        assert publish is not None
 
-        messages = statement_messages(self.config.topics, [statement])
-        for topic, key, value in messages:
-            await self.publish(topic, key, value)
-        return len(messages)
+        def send(messages) -> None:
+            async def send_all() -> None:
+                for topic, key, value in messages:
+                    await publish(topic, key, value)
+
+            asyncio.run_coroutine_threadsafe(send_all(), loop).result(timeout=60)
+
+        return cycle.Publisher(self.config.topics, send)
 
     def _log(self, operator: str, action: str, period: str, outcome: str) -> None:
         try:

@@ -26,16 +26,3 @@ def record_results(conn: Connection, results: Sequence[dict]) -> list[dict]:
         return []
     return store.alerts_of(store.record(conn, list(results)))
 
-
-
-def issue_statements(url: str, periods: Sequence[str]) -> dict[str, dict]:
-    """Closes and issues each period (oldest first) through the ledger; the statements."""
-    statements: dict[str, dict] = {}
-    ledger = store.Ledger(url)
-    try:
-        for period in sorted(periods):
-            ledger.close_period(period, force=True)
-            statements[period] = ledger.issue_period(period).statement
-    finally:
-        ledger.close()
-    return statements
