@@ -15,8 +15,7 @@ SUBCOMMAND_MODULES = (
     "clearing.ops.simulate.cli",
     "clearing.ops.ledger_cli",
     "clearing.ops.cli",
-    "clearing.api.cli",
-    "clearing.dashboard.cli",
+    "clearing.ops.credentials_cli",
     "clearing.ops.bench.cli",
 )
 

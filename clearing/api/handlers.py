@@ -18,16 +18,17 @@ from typing import Any, TypeVar
 from aiohttp import web
 from pydantic import BaseModel
 
-from clearing.api import credentials
+from clearing import auth
 from clearing.api.config import ApiConfig
 from clearing.api.errors import ApiError, json_response
 from clearing.api.publisher import Publisher
-from clearing.api.store import Answer, Store, reversal_key, settlement_key
-from clearing.api.tables import create_tables, make_engine
+from clearing.api.store import Answer, Store
 from clearing.api.validation import BodyError, FieldError, validate
 from clearing.core.jsonish import JSONMapping
+from clearing.core.keys import reversal_key, settlement_key
 from clearing.core.models.events import Reversal, Settlement
 from clearing.core.parse import Parsed
+from clearing.store import db
 from clearing.stream.results import spec_view
 
 log = logging.getLogger(__name__)
@@ -71,12 +72,13 @@ class SubmissionApi:
         self.config = config
         self.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="clearing-api")
         self.publisher = Publisher(config.bootstrap, config.topics.events, config.publish_timeout)
-        self.engine = make_engine(config.db_url)
+        # Autocommit on SQLite: a read never waits behind a worker's batch transaction.
+        self.engine = db.make_engine(config.db_url, begin_immediate=False)
         self.store = Store(self.engine)
         self._closed = False
 
     async def start(self, _app: web.Application) -> None:
-        await self.call(create_tables, self.engine)
+        await self.call(db.migrate, self.engine)
 
     async def stop(self, _app: web.Application) -> None:
         if self._closed:
@@ -96,10 +98,10 @@ class SubmissionApi:
         token = bearer_token(request)
         if token is None:
             raise ApiError(401, "missing bearer token", headers=CHALLENGE)
-        hospital = await self.call(credentials.authenticate, self.engine, token)
-        if hospital is None:
+        principal = await self.call(auth.authenticate, self.engine, token, ("hospital",))
+        if principal is None:
             raise ApiError(401, "invalid or revoked token", headers=CHALLENGE)
-        return hospital
+        return principal.id
 
     async def event(
         self, request: web.Request, model: type[BaseModel], event_type: str

@@ -1,10 +1,25 @@
-"""Reads over the stream's state and the API's claims: what a submission's answer is, and who
-may see it.
+"""Reads and writes of the API in the one `ids` table, and reads over the stream's state: what a
+submission's answer is, and who may see it.
 
-The stream keys taken ids as `S:<settlement_id>`/`R:<reversal_id>` with the fingerprint and
-source position of the event that took them, and stores each event's result by source position.
-So the result of an id is `stream_results[stream_ids[key].source]` — the original answer, even
-when the same event was later published again (that copy only gets a `duplicate` result).
+Each id has one row in `ids` (`clearing.store.schema`), keyed `S:<settlement_id>` or
+`R:<reversal_id>`. The API writes only the row's claim part (hospital, time, the fingerprint of
+what the hospital submitted, and where the API published it); the stream writes only its take
+part (the fingerprint and source position of the event that took the id), and prices by the
+take alone. So for one id:
+
+| state | claim | take | a new submission of the id |
+|---|---|---|---|
+| unknown | - | - | claimed, published, awaited (201 / 202) |
+| claimed | hospital, hash, source | - | same hospital and content: as the first (200 / 202) |
+| taken | maybe | hash, source | same content: the original result (200) |
+
+Any other submission of a known id is 409. The claim's source is NULL until the broker has
+acknowledged the claimed event.
+
+The result of an id is `stream_results[take source]`: the original answer, even when the same
+event was later published again (that copy only gets a `duplicate` result). When another way in
+(a province's feed) took the id first with other content, the claim's own event gets its
+DUPLICATE_CONFLICT rejection, stored at the claim's source.
 """
 
 from __future__ import annotations
@@ -14,11 +29,12 @@ from dataclasses import dataclass
 from typing import Literal
 
 import orjson
-from sqlalchemy import Connection, Engine, delete, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, Engine, delete, exists, select, update
 
-from clearing.api.tables import submissions
-from clearing.stream import state
+from clearing.core.keys import settlement_key
+from clearing.store.db import dialect_insert
+from clearing.store.schema import ids, stream_priced, stream_results
+from clearing.store.schema import results as ledger_results
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,18 +60,12 @@ class Answer:
     result: dict | None = None
 
 
-def settlement_key(settlement_id: str) -> str:
-    return f"S:{settlement_id}"
-
-
-def reversal_key(reversal_id: str) -> str:
-    return f"R:{reversal_id}"
-
-
 def taken(conn: Connection, key: str) -> tuple[str, str] | None:
     """(fingerprint, source) of the event that took an id in the stream."""
-    t = state.ids
-    row = conn.execute(select(t.c.fingerprint, t.c.source).where(t.c.key == key)).first()
+    query = select(ids.c.content_hash, ids.c.source).where(
+        ids.c.key == key, ids.c.source.is_not(None)
+    )
+    row = conn.execute(query).first()
     return (row[0], row[1]) if row is not None else None
 
 
@@ -63,16 +73,16 @@ def result_at(conn: Connection, source: str | None) -> dict | None:
     """The stored result of the event at a source position."""
     if source is None:
         return None
-    t = state.results
+    t = stream_results
     message = conn.execute(select(t.c.message).where(t.c.source == source)).scalar()
     return orjson.loads(bytes(message)) if message is not None else None
 
 
 def claim_of(conn: Connection, key: str) -> Claim | None:
-    t = submissions
+    t = ids
     row = conn.execute(
-        select(t.c.key, t.c.hospital_id, t.c.fingerprint, t.c.source, t.c.submitted_ms).where(
-            t.c.key == key
+        select(t.c.key, t.c.hospital_id, t.c.claim_hash, t.c.claim_source, t.c.claimed_ms).where(
+            t.c.key == key, t.c.hospital_id.is_not(None)
         )
     ).first()
     return Claim(*row) if row is not None else None
@@ -80,7 +90,8 @@ def claim_of(conn: Connection, key: str) -> Claim | None:
 
 @dataclass
 class Store:
-    """Every database call of the API; synchronous, run in the API's executor."""
+    """Every database call of the API; synchronous, run in the API's executor. Each write is one
+    statement (the engine autocommits on SQLite, so reads never wait behind a worker's batch)."""
 
     engine: Engine
 
@@ -101,34 +112,54 @@ class Store:
             return took[0], result_at(conn, took[1])
 
     def claim(self, key: str, hospital_id: str, fingerprint: str) -> Claim | None:
-        """Claims an id for a hospital; returns the earlier claim instead when there is one."""
-        row = {
-            "key": key,
+        """Claims an id for a hospital; returns the earlier claim instead when there is one.
+
+        The claim goes on the id's row, new or not (the stream may have taken the id since the
+        caller looked): one INSERT ... ON CONFLICT that writes only where there is no claim yet.
+        """
+        claim = {
             "hospital_id": hospital_id,
-            "fingerprint": fingerprint,
-            "source": None,
-            "submitted_ms": int(time.time() * 1000),
+            "claimed_ms": int(time.time() * 1000),
+            "claim_hash": fingerprint,
         }
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(insert(submissions), [row])
-            return None
-        except IntegrityError:
-            with self.engine.connect() as conn:
-                earlier = claim_of(conn, key)
-            if earlier is None:  # released in between (a failed publication): claim again
-                return self.claim(key, hospital_id, fingerprint)
-            return earlier
+        with self.engine.begin() as conn:
+            statement = dialect_insert(conn, ids).values(key=key, **claim)
+            statement = statement.on_conflict_do_update(
+                index_elements=["key"], set_=claim, where=ids.c.hospital_id.is_(None)
+            ).returning(ids.c.key)
+            if conn.execute(statement).first() is not None:
+                return None
+        with self.engine.connect() as conn:
+            earlier = claim_of(conn, key)
+        if earlier is None:  # released in between (a failed publication): claim again
+            return self.claim(key, hospital_id, fingerprint)
+        return earlier
 
     def published(self, key: str, source: str) -> None:
         with self.engine.begin() as conn:
-            conn.execute(update(submissions).where(submissions.c.key == key).values(source=source))
+            conn.execute(
+                update(ids)
+                .where(ids.c.key == key, ids.c.hospital_id.is_not(None))
+                .values(claim_source=source)
+            )
 
     def release(self, key: str) -> None:
-        """Drops a claim whose event was never confirmed published."""
-        t = submissions
+        """Drops a claim whose event was never confirmed published; the row goes too when
+        nothing else is on it (no take, no ledger result)."""
+        t = ids
         with self.engine.begin() as conn:
-            conn.execute(delete(t).where(t.c.key == key, t.c.source.is_(None)))
+            conn.execute(
+                update(t)
+                .where(t.c.key == key, t.c.hospital_id.is_not(None), t.c.claim_source.is_(None))
+                .values(hospital_id=None, claimed_ms=None, claim_hash=None)
+            )
+        with self.engine.begin() as conn:
+            recorded = exists().where(ledger_results.c.result_key == t.c.key)
+            conn.execute(
+                delete(t).where(
+                    t.c.key == key, t.c.source.is_(None), t.c.hospital_id.is_(None), ~recorded
+                )
+            )
 
     def claim_of(self, key: str) -> Claim | None:
         with self.engine.connect() as conn:
@@ -144,7 +175,7 @@ class Store:
             claim = claim_of(conn, settlement_key(settlement_id))
             if claim is not None:
                 return claim.hospital_id
-            t = state.priced
+            t = stream_priced
             raw = conn.execute(
                 select(t.c.result).where(t.c.settlement_id == settlement_id)
             ).scalar()

@@ -19,8 +19,7 @@ from dataclasses import dataclass
 from typing import NotRequired, TypedDict
 
 from clearing.core.jsonish import JSONMapping
-
-CLEARED_STATUSES = frozenset({"priced", "reversed"})
+from clearing.core.periods import CLEARED
 
 
 class Obligation(TypedDict):
@@ -120,7 +119,7 @@ def obligation_lines(results: Iterable[JSONMapping]) -> dict[tuple[str, str], li
     """Digest lines of every obligation, keyed by (payer, payee): what two sides exchange."""
     lines: dict[tuple[str, str], list[str]] = {}
     for result in results:
-        if result["status"] in CLEARED_STATUSES:
+        if result["status"] in CLEARED:
             lines.setdefault((result["payer"], result["payee"]), []).append(digest_line(result))
     return lines
 
@@ -133,7 +132,7 @@ def build_obligations(results: Iterable[JSONMapping]) -> list[Obligation]:
     tiers = False
     for result in results:
         status = result["status"]
-        if status not in CLEARED_STATUSES:
+        if status not in CLEARED:
             continue
         ob = pairs.setdefault((result["payer"], result["payee"]), _Obligation())
         if status == "priced":

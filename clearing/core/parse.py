@@ -6,7 +6,6 @@ judged the same wherever it enters.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -14,6 +13,7 @@ import orjson
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
+from clearing.core.keys import fingerprint
 from clearing.core.models.events import EVENT_MODELS, Event
 
 _MESSAGES = {
@@ -42,11 +42,6 @@ class Rejection:
     """Why the bytes are not a valid event; the message names the field."""
 
     error: str
-
-
-def fingerprint(obj: object) -> str:
-    """SHA-256 of the canonical JSON of a parsed object: equal objects, equal fingerprints."""
-    return hashlib.sha256(orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 class Errors(Protocol):

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Literal, NotRequired, Protocol, TypedDict
 
 from clearing.core.exact import line_amount, round_half_up, share  # noqa: F401 (re-exported)
+from clearing.core.keys import reversal_key, settlement_key
 from clearing.core.models.events import Assistance, Event, Filing, Reversal, Settlement
 from clearing.core.models.refdata import AnnualBlock, InpatientBlock, Policy
 from clearing.core.models.results import (
@@ -161,7 +162,7 @@ def price_event(event: Event, fingerprint: str, refdata: RefData, book: Book) ->
 
 
 def price_settlement(s: Settlement, fingerprint: str, refdata: RefData, book: Book) -> Outcome:
-    key = f"S:{s.settlement_id}"
+    key = settlement_key(s.settlement_id)
     seen = book.fingerprint_of(key)
     if seen is not None:
         if seen == fingerprint:
@@ -373,7 +374,7 @@ def apply_policy(
 
 
 def reverse_settlement(r: Reversal, fingerprint: str, book: Book) -> Outcome:
-    key = f"R:{r.reversal_id}"
+    key = reversal_key(r.reversal_id)
     seen = book.fingerprint_of(key)
     if seen is not None:
         if seen == fingerprint:

@@ -2,7 +2,8 @@
 Prometheus collectors for consumer lag, fund flows, prepayment usage and period states.
 
 `install(app)` mounts it all on a faust app (see `web`); `create_app(config)` builds it on an
-aiohttp app of its own; `clearing operator add NAME` makes a token for the Close/Issue actions.
+aiohttp app of its own; `clearing credentials add --kind operator NAME` makes a token for the
+Close/Issue actions.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from prometheus_client.registry import Collector
 
 from clearing.core.jsonish import JSONMapping
 from clearing.dashboard.service import Dashboard
-from clearing.ledger.schema import PERIOD_STATES
+from clearing.store.schema import PERIOD_STATES
 
 NAMES = (
     "clearing_consumer_lag",

@@ -1,6 +1,6 @@
 """What the page and the collectors read from the ledger: a few aggregate queries, no writes.
 
-Written against the ledger's tables (`clearing.ledger.schema`) with its own helpers where they
+Written against the tables of `clearing.store.schema`, with the ledger's own helpers where they
 exist (`prepayment.usage`, `prepayment.recent_alerts`); the rest (per-pair aggregates of a
 period, today's totals, rejection reasons) are queries of this package. Every function takes a
 connection and returns plain JSON-ready values with money in integer fen.
@@ -18,8 +18,7 @@ from clearing.core.jsonish import JSONObject
 from clearing.core.models.types import CHINA_TZ
 from clearing.core.netting import net_positions
 from clearing.ledger import prepayment
-from clearing.ledger.schema import periods, results
-from clearing.stream import state
+from clearing.store.schema import periods, results, stream_results
 
 AMOUNTS = ("total_fen", "fund_pay_fen", "personal_pay_fen")
 
@@ -129,7 +128,7 @@ def alerts(conn: Connection, limit: int = 20) -> list[JSONObject]:
 def rejection_reasons(conn: Connection) -> dict[str, int]:
     """Reason -> rejected results, over every result the stream has stored."""
     counts: Counter[str] = Counter()
-    query = select(state.results.c.message).where(state.results.c.status == "rejected")
+    query = select(stream_results.c.message).where(stream_results.c.status == "rejected")
     for (message,) in conn.execute(query.execution_options(yield_per=1000)):
         try:
             reasons = orjson.loads(message).get("reasons") or ["UNKNOWN"]

@@ -18,17 +18,20 @@ from typing import Any
 import orjson
 from sqlalchemy import Engine, select
 
-from clearing.api.tables import make_engine
+from clearing import auth
 from clearing.core import provinces
 from clearing.core.errors import ClearingError
 from clearing.core.models.types import CHINA_TZ
-from clearing.dashboard import operators, queries
+from clearing.dashboard import actions, queries
 from clearing.dashboard.cache import Cached
 from clearing.dashboard.config import DashboardConfig
 from clearing.dashboard.history import History, take
 from clearing.dashboard.lag import LagReader, PartitionLag, as_json
+from clearing.ledger import cycle
 from clearing.ledger.errors import LedgerError, LedgerInputError
-from clearing.ledger.schema import periods as periods_table
+from clearing.ledger.store import shared_ledger
+from clearing.store import db
+from clearing.store.schema import periods as periods_table
 
 log = logging.getLogger(__name__)
 
@@ -74,15 +77,16 @@ class Dashboard:
     @property
     def engine(self) -> Engine:
         if self._engine is None:
-            self._engine = make_engine(self.config.db_url)
+            # Autocommit on SQLite: a read never waits behind a worker's batch transaction.
+            self._engine = db.make_engine(self.config.db_url, begin_immediate=False)
         return self._engine
 
     async def start(self, *_args: object) -> None:
         loop = asyncio.get_running_loop()
         try:
-            await loop.run_in_executor(self.executor, operators.create_tables, self.engine)
+            await loop.run_in_executor(self.executor, db.migrate, self.engine)
         except Exception as exc:  # the page still shows what it can; actions will say why
-            log.warning("dashboard: cannot create the operator tables: %s", exc)
+            log.warning("dashboard: cannot migrate the database: %s", exc)
         self._sampler = asyncio.ensure_future(self._sample_forever())
 
     async def stop(self, *_args: object) -> None:
@@ -133,16 +137,12 @@ class Dashboard:
                 "today": queries.today_totals(conn, now),
                 "prepayments": queries.prepayments(conn),
                 "alerts": queries.alerts(conn),
-                "actions": operators.recent_actions(self.engine)
-                if _has_table(conn, operators.actions.name)
-                else [],
+                "actions": actions.recent_actions(self.engine),
                 "loaded_at": now.astimezone(CHINA_TZ).isoformat(timespec="seconds"),
             }
 
     def _load_rejections(self) -> dict[str, int]:
         with self.engine.connect() as conn:
-            if not _has_table(conn, "stream_results"):
-                return {}
             return queries.rejection_reasons(conn)
 
     def _load_period(self, period: str) -> dict[str, Any]:
@@ -206,68 +206,65 @@ class Dashboard:
 
     # ---------------------------------------------------------------- operator actions
 
-    async def authenticate(self, token: str) -> str | None:
+    async def authenticate(self, token: str) -> auth.Principal | None:
+        """The operator or viewer a bearer token belongs to, or None."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor, operators.authenticate, self.engine, token)
+        return await loop.run_in_executor(
+            self.executor, auth.authenticate, self.engine, token, ("operator", "viewer")
+        )
 
     async def act(self, operator: str, action: str, period: str, force: bool) -> dict[str, Any]:
-        """Closes or issues `period` through the ledger; logs who did it and what came of it."""
+        """Closes or issues `period` through `clearing.ledger.cycle` (as `clearing period` and
+        `clearing run` do), publishing a newly issued statement; logs who did it and what came
+        of it."""
         loop = asyncio.get_running_loop()
+        publisher = self._publisher(loop) if self.publish is not None else None
         try:
-            outcome = await loop.run_in_executor(self.executor, self._act, action, period, force)
+            step = await loop.run_in_executor(
+                self.executor, self._act, action, period, force, publisher
+            )
         except LedgerError as exc:
             message = str(exc)
+            if isinstance(exc, cycle.NotPublished):
+                outcome, status = message, 502
+            else:
+                outcome = f"refused: {message}"
+                status = 400 if isinstance(exc, LedgerInputError) else 409
             await loop.run_in_executor(
-                self.executor, self._log, operator, action, period, f"refused: {message}"
+                self.executor, self._log, operator, action, period, outcome
             )
-            status = 400 if isinstance(exc, LedgerInputError) else 409
+            self.invalidate()
             raise ActionError(status, message) from exc
-        statement = outcome.pop("statement", None)
-        if statement is not None and self.publish is not None:
-            outcome["published"] = await self._publish(statement)
-        await loop.run_in_executor(
-            self.executor, self._log, operator, action, period, outcome["message"]
-        )
+        await loop.run_in_executor(self.executor, self._log, operator, action, period, step.message)
         self.invalidate()
-        return outcome
+        return step.as_dict()
 
-    def _act(self, action: str, period: str, force: bool) -> dict[str, Any]:
-        from clearing.ledger.store import shared_ledger
-
+    def _act(
+        self, action: str, period: str, force: bool, publisher: cycle.Publisher | None
+    ) -> cycle.Step:
         ledger = shared_ledger(self.config.db_url)
         if action == "close":
-            info, changed = ledger.close_period(period, force=force)
-            message = f"period {period} closed" if changed else f"period {period} is {info.state}"
-            return {"period": period, "state": info.state, "changed": changed, "message": message}
-        issued = ledger.issue_period(period)
-        message = (
-            f"statement of {period} issued (sha256 {issued.sha256})"
-            if issued.newly_issued
-            else f"statement of {period} was already issued"
-        )
-        out: dict[str, Any] = {
-            "period": period,
-            "state": "issued",
-            "changed": issued.newly_issued,
-            "sha256": issued.sha256,
-            "message": message,
-        }
-        if issued.newly_issued:
-            out["statement"] = issued.statement
-        return out
+            return cycle.close(ledger, period, force=force)
+        return cycle.issue(ledger, period, publisher)
 
-    async def _publish(self, statement: dict[str, Any]) -> int:
-        """The newly issued statement onto the clearing topic and the provinces' feeds."""
-        from clearing.stream.statements import statement_messages
+    def _publisher(self, loop: asyncio.AbstractEventLoop) -> cycle.Publisher:
+        """Publishes through the worker's producer (on the event loop) from the action's
+        thread, and waits there for the broker's acknowledgements."""
+        publish = self.publish
+        assert publish is not None
 
-        messages = statement_messages(self.config.topics, [statement])
-        for topic, key, value in messages:
-            await self.publish(topic, key, value)
-        return len(messages)
+        def send(messages) -> None:
+            async def send_all() -> None:
+                for topic, key, value in messages:
+                    await publish(topic, key, value)
+
+            asyncio.run_coroutine_threadsafe(send_all(), loop).result(timeout=60)
+
+        return cycle.Publisher(self.config.topics, send)
 
     def _log(self, operator: str, action: str, period: str, outcome: str) -> None:
         try:
-            operators.log_action(self.engine, operator, action, period, outcome)
+            actions.log_action(self.engine, operator, action, period, outcome)
         except Exception:
             log.exception("dashboard: cannot log %s %s by %s", action, period, operator)
         log.warning("dashboard: %s %s by operator %s: %s", action, period, operator, outcome)
@@ -284,9 +281,3 @@ def default_period(rows: list[dict[str, Any]]) -> str | None:
     if opened:
         return opened[-1]
     return rows[-1]["period"] if rows else None
-
-
-def _has_table(conn, name: str) -> bool:
-    from sqlalchemy import inspect
-
-    return inspect(conn).has_table(name)

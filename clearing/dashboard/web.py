@@ -3,12 +3,13 @@
     GET  /, /dashboard                          the page (one HTML file, no external assets)
     GET  /dashboard/api/overview[?period=P]     figures of the ledger, Kafka and this worker
     GET  /dashboard/api/live                    the live charts' recent points
-    GET  /dashboard/api/whoami                  the operator a bearer token belongs to
+    GET  /dashboard/api/whoami                  the operator (or viewer) of a bearer token
     POST /dashboard/api/periods/{P}/close       {"force": bool}; operator token required
     POST /dashboard/api/periods/{P}/issue       operator token required
 
 Reads are open to whoever reaches the port (like /metrics); the two actions need an operator's
-bearer token (`clearing operator add NAME`).
+bearer token (`clearing credentials add --kind operator NAME`); a viewer's token (`--kind
+viewer`) is known to `whoami` but may not act.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import orjson
 from aiohttp import web
 
 from clearing.core.jsonish import JSONMapping
+from clearing.core.periods import PERIOD_PATTERN
 from clearing.dashboard import collectors
 from clearing.dashboard.config import DashboardConfig
 from clearing.dashboard.service import ActionError, Dashboard
@@ -30,7 +32,7 @@ if TYPE_CHECKING:
     from faust.web.drivers.aiohttp import Web
 
 DASHBOARD = web.AppKey("clearing_dashboard", Dashboard)
-PERIOD = "[0-9]{4}-[0-9]{2}"
+PERIOD = PERIOD_PATTERN
 PAGE_PATHS = ("/", "/dashboard", "/dashboard/")
 
 
@@ -74,10 +76,10 @@ class Handlers:
         return _json(200, self.dashboard.live())
 
     async def whoami(self, request: web.Request) -> web.Response:
-        operator = await self.dashboard.authenticate(_bearer(request))
-        if operator is None:
-            return _json(401, {"error": "not an operator's token"})
-        return _json(200, {"operator": operator})
+        principal = await self.dashboard.authenticate(_bearer(request))
+        if principal is None:
+            return _json(401, {"error": "not an operator's or a viewer's token"})
+        return _json(200, {principal.kind: principal.id})
 
     async def close(self, request: web.Request) -> web.Response:
         return await self._act(request, "close")
@@ -86,9 +88,12 @@ class Handlers:
         return await self._act(request, "issue")
 
     async def _act(self, request: web.Request, action: str) -> web.Response:
-        operator = await self.dashboard.authenticate(_bearer(request))
-        if operator is None:
+        principal = await self.dashboard.authenticate(_bearer(request))
+        if principal is None:
             return _json(401, {"error": "an operator's bearer token is required"})
+        if principal.kind != "operator":
+            return _json(403, {"error": "a viewer may not close or issue periods"})
+        operator = principal.id
         force = False
         if request.can_read_body:
             try:

@@ -14,8 +14,8 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from sqlalchemy import Connection, func, select
 
-from clearing.ledger.db import insert_rows
-from clearing.ledger.schema import balances, periods
+from clearing.store.db import insert_rows
+from clearing.store.schema import balances, periods
 
 Key = tuple[str, str, str]  # (clearing_period, account_id, leg)
 

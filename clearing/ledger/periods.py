@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,15 +35,14 @@ from typing import Any
 
 from sqlalchemy import Connection, case, func, select, update
 
-from clearing.core.models.types import CHINA_TZ
+from clearing.core import periods as calendar
 from clearing.core.netting import build_statement, check_transfers
+from clearing.core.periods import next_period, period_end
 from clearing.ledger import balances
-from clearing.ledger.db import dialect_insert
 from clearing.ledger.errors import LedgerInputError, LedgerInvariantError, PeriodStateError
 from clearing.ledger.records import from_row
-from clearing.ledger.schema import periods, postings, results
-
-_MONTH = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
+from clearing.store.db import dialect_insert
+from clearing.store.schema import periods, postings, results
 
 
 @dataclass(frozen=True)
@@ -71,20 +69,11 @@ class Issued:
 
 
 def check_period(period: str) -> str:
-    if not isinstance(period, str) or not _MONTH.fullmatch(period):
-        raise LedgerInputError(f"a period is YYYY-MM, not {period!r}")
-    return period
-
-
-def next_period(period: str) -> str:
-    year, month = int(period[:4]), int(period[5:])
-    return f"{year + month // 12:04d}-{month % 12 + 1:02d}"
-
-
-def period_end(period: str) -> datetime:
-    """The first instant after the period, in China time."""
-    following = next_period(period)
-    return datetime(int(following[:4]), int(following[5:]), 1, tzinfo=CHINA_TZ)
+    """`clearing.core.periods.check_period`, refusing as the ledger refuses input."""
+    try:
+        return calendar.check_period(period)
+    except ValueError as exc:
+        raise LedgerInputError(str(exc)) from None
 
 
 def _ensure(conn: Connection, period: str) -> None:
@@ -178,7 +167,7 @@ def results_of(
     query = select(results).where(results.c.clearing_period == period)
     if pair is not None:
         query = query.where(results.c.payer == pair[0], results.c.payee == pair[1])
-    return [from_row(row) for row in conn.execute(query.order_by(results.c.id))]
+    return [from_row(row._mapping) for row in conn.execute(query.order_by(results.c.id))]
 
 
 def period_status(conn: Connection, period: str | None = None) -> list[PeriodInfo]:

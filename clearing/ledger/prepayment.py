@@ -21,7 +21,7 @@ from sqlalchemy import Connection, func, insert, select, update
 
 from clearing.ledger import balances
 from clearing.ledger.errors import LedgerInputError
-from clearing.ledger.schema import alerts, config, prepayments
+from clearing.store.schema import alerts, config, prepayments
 
 
 @dataclass(frozen=True)

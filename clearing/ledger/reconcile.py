@@ -20,7 +20,7 @@ from sqlalchemy import Connection, case, func, insert, select
 from clearing.core.netting import digest, obligation_lines
 from clearing.ledger.errors import LedgerInputError
 from clearing.ledger.periods import issued_statement, results_of
-from clearing.ledger.schema import reconciliations, results
+from clearing.store.schema import reconciliations, results
 
 _LINE = re.compile(r"([SR])\|([A-Za-z0-9_-]{1,64})\|(-?[0-9]+)")
 

@@ -1,43 +1,31 @@
-"""Results as the ledger keeps them: parsed from the spec's JSON, keyed, fingerprinted, and back.
+"""Results as the ledger keeps them: parsed from the spec's JSON, keyed, and back.
 
-The business key is `S:<settlement_id>` for a priced result and `R:<reversal_id>` for a reversed
-one. The content hash covers the spec's fields of the result (plus `settled_at` when the carrier
-adds it) and leaves out what only says how it travelled (`line`, `source`, `run`, ...), so the
-same result replayed from another file or offset is recognised as the same.
+The business key is the id's key in `ids` (`clearing.core.keys`): `S:<settlement_id>` for a
+priced result and `R:<reversal_id>` for a reversed one. A result's content is the spec's fields
+(plus `settled_at` when the carrier adds it), without what only says how it travelled (`line`,
+`source`, `run`, ...): the row keeps exactly that, so the same result replayed from another file
+or offset is recognised as the same by comparing it with the stored row (`content`).
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
-import orjson
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import Row
 
+from clearing.core.keys import result_key
 from clearing.core.models.results import Priced, Reversed
 from clearing.core.models.types import Timestamp, china_time
 from clearing.core.pricing import period_of
 from clearing.ledger.errors import LedgerInputError
-from clearing.ledger.schema import AMOUNTS
+from clearing.store.schema import AMOUNTS
 
-CLEARED = ("priced", "reversed")
 MODELS = {"priced": Priced, "reversed": Reversed}
 TRANSPORT = frozenset({"line", "source"})
 FIELDS = {status: frozenset(model.model_fields) - TRANSPORT for status, model in MODELS.items()}
 _TIMESTAMP = TypeAdapter(Timestamp)
-
-
-def result_key(result: Mapping[str, Any]) -> str:
-    if result.get("status") == "priced":
-        return f"S:{result.get('settlement_id')}"
-    return f"R:{result.get('reversal_id')}"
-
-
-def fingerprint(spec: Mapping[str, Any]) -> str:
-    return hashlib.sha256(orjson.dumps(spec, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 def to_row(result: Mapping[str, Any]) -> dict[str, Any]:
@@ -61,7 +49,6 @@ def to_row(result: Mapping[str, Any]) -> dict[str, Any]:
         spec["settled_at"] = settled_at
     return {
         "result_key": key,
-        "content_hash": fingerprint(spec),
         "status": status,
         "settlement_id": spec["settlement_id"],
         "reversal_id": spec.get("reversal_id"),
@@ -87,15 +74,19 @@ def _settled_day(key: str, settled_at: Any, period: str) -> date:
     return moment.date()
 
 
-def from_row(row: Row) -> dict[str, Any]:
-    """The result as the spec prints it (with `settled_at` when known), from its stored row."""
-    out: dict[str, Any] = {"status": row.status, "settlement_id": row.settlement_id}
-    if row.status == "reversed":
-        out["reversal_id"] = row.reversal_id
-    out.update(period=row.period, payer=row.payer, payee=row.payee, hospital_id=row.hospital_id)
-    if row.status == "priced":
-        out.update(filed=bool(row.filed), cap_reached=bool(row.cap_reached))
-    out.update({name: int(getattr(row, name)) for name in AMOUNTS})
-    if row.settled_at is not None:
-        out["settled_at"] = row.settled_at
+def from_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The result as the spec prints it (with `settled_at` when known), from its stored row (or
+    from a row `to_row` made): its content, to print and to compare."""
+    status = row["status"]
+    out: dict[str, Any] = {"status": status, "settlement_id": row["settlement_id"]}
+    if status == "reversed":
+        out["reversal_id"] = row["reversal_id"]
+    out.update(
+        period=row["period"], payer=row["payer"], payee=row["payee"], hospital_id=row["hospital_id"]
+    )
+    if status == "priced":
+        out.update(filed=bool(row["filed"]), cap_reached=bool(row["cap_reached"]))
+    out.update({name: int(row[name]) for name in AMOUNTS})
+    if row["settled_at"] is not None:
+        out["settled_at"] = row["settled_at"]
     return out

@@ -3,10 +3,14 @@
 Each new result gets its row, and when its fund share is not zero two postings (TigerBeetle
 transfers) of that share: home fund -> treating fund (leg `fund`) and treating fund -> hospital
 (leg `hospital`); a reversal posts the opposite direction. The balances they move are updated in
-the same transaction. Replaying a result (same key, same content hash) is a no-op; the same key
-with other content raises `LedgerConflict` and nothing of the batch is written. Results with
-other statuses are ignored. A result whose period is closed is cleared in the next open period
-(see `periods`).
+the same transaction. Replaying a result (same key, the same content as its stored row) is a
+no-op; the same key with other content raises `LedgerConflict` and nothing of the batch is
+written. Results with other statuses are ignored. A result whose period is closed is cleared in
+the next open period (see `periods`).
+
+Every result's key is the id's row in `ids` (`clearing.store.schema`): the stream took it in the
+same transaction; a result recorded without the stream (a results file) gets a row of its own,
+with neither a take nor a claim.
 
 `Ledger` is the database handle; `record_results(results)` at module level uses one shared
 handle per URL (default: CLEARING_DB_URL, else the SQLite file), for the stream's executor.
@@ -25,19 +29,20 @@ from typing import Any, Literal, TypeVar
 from sqlalchemy import Connection, Table, select
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 
+from clearing.core.periods import CLEARED
 from clearing.ledger import balances, periods
-from clearing.ledger.db import (
+from clearing.ledger.errors import LedgerConflict, LedgerInputError
+from clearing.ledger.prepayment import Alert, raise_alerts
+from clearing.ledger.records import from_row, to_row
+from clearing.store.db import (
     chunks,
     default_url,
     insert_rows,
     make_engine,
     normalize_url,
-    upgrade,
 )
-from clearing.ledger.errors import LedgerConflict, LedgerInputError
-from clearing.ledger.prepayment import Alert, raise_alerts
-from clearing.ledger.records import CLEARED, to_row
-from clearing.ledger.schema import AMOUNTS, accounts, postings, results
+from clearing.store.db import migrate as migrate_schema
+from clearing.store.schema import AMOUNTS, accounts, ids, postings, results
 
 T = TypeVar("T")
 ATTEMPTS = 3
@@ -79,7 +84,7 @@ def record(conn: Connection, batch: Sequence[Mapping[str, Any]]) -> list[Outcome
         if known is None:
             fresh[key] = row
             decided.append((index, key, "recorded"))
-        elif known["content_hash"] != row["content_hash"]:
+        elif from_row(known) != from_row(row):
             conflicts.append(f"{key}: already recorded with other content")
         else:
             decided.append((index, key, "replayed"))
@@ -103,14 +108,8 @@ def record(conn: Connection, batch: Sequence[Mapping[str, Any]]) -> list[Outcome
 
 def _stored(conn: Connection, keys: set[str]) -> dict[str, dict[str, Any]]:
     found: dict[str, dict[str, Any]] = {}
-    columns = (
-        results.c.result_key,
-        results.c.content_hash,
-        results.c.period,
-        results.c.clearing_period,
-    )
     for chunk in chunks(sorted(keys)):
-        for row in conn.execute(select(*columns).where(results.c.result_key.in_(chunk))):
+        for row in conn.execute(select(results).where(results.c.result_key.in_(chunk))):
             found[row.result_key] = dict(row._mapping)
     return found
 
@@ -162,6 +161,12 @@ def _post(conn: Connection, rows: list[dict[str, Any]]) -> dict[str, list[Alert]
             for h in hospitals
         ],
         lambda insert: insert.on_conflict_do_nothing(index_elements=["account_id"]),
+    )
+    insert_rows(  # the ids the stream took already have their rows
+        conn,
+        ids,
+        [{"key": row["result_key"]} for row in rows],
+        lambda insert: insert.on_conflict_do_nothing(index_elements=["key"]),
     )
     _insert(conn, results, rows)
     transfers: list[dict[str, Any]] = []
@@ -234,7 +239,7 @@ class Ledger:
         self.url = normalize_url(url or default_url())
         self.engine = make_engine(self.url)
         if migrate:
-            upgrade(self.engine)
+            migrate_schema(self.engine)
 
     def transaction(self) -> AbstractContextManager[Connection]:
         return self.engine.begin()

@@ -1,7 +1,10 @@
 """The ledger's commands: `db`, `period`, `statement`, `reconcile`, `prepayment`, `ledger-load`.
 
 Every command takes `--db URL` (default: CLEARING_DB_URL, else ${CLEARING_HOME}/ledger.sqlite)
-and opens the ledger, which first migrates its schema to the newest revision.
+and opens the ledger, which first migrates its schema to the newest revision. `period close` and
+`period issue` go through `clearing.ledger.cycle`, as the dashboard and `clearing run` do; `period
+issue` publishes a newly issued statement when a broker is configured (`--bootstrap`, else
+KAFKA_BOOTSTRAP) and says on stderr that it did not when none is.
 
 Exit status: 0 done, including no-ops such as closing a closed period; 1 refused by the ledger
 (a period's state, a conflicting result, totals that disagree, an unreachable database); 2 bad
@@ -12,8 +15,10 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import ExitStack
 from datetime import date
 from typing import Any
 
@@ -21,11 +26,13 @@ import orjson
 from sqlalchemy.exc import OperationalError
 
 from clearing.core.money import yuan
-from clearing.ledger import db, prepayment, reconcile
+from clearing.ledger import cycle, prepayment, reconcile
 from clearing.ledger.errors import LedgerError, LedgerInputError
 from clearing.ledger.periods import PeriodInfo
 from clearing.ledger.store import Ledger
 from clearing.ops.offline import open_input, period_arg, read_results
+from clearing.store import db
+from clearing.topics import Topics
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -50,8 +57,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cmd.add_argument("period", type=period_arg, metavar="YYYY-MM")
     cmd.add_argument("--force", action="store_true", help="close before the month has ended")
     cmd.set_defaults(func=_run_close)
-    cmd = per.add_parser("issue", parents=[common], help="issue a closed period's statement")
+    cmd = per.add_parser(
+        "issue", parents=[common], help="issue a closed period's statement and publish it"
+    )
     cmd.add_argument("period", type=period_arg, metavar="YYYY-MM")
+    cmd.add_argument("--bootstrap", help="broker to publish to (default: KAFKA_BOOTSTRAP)")
+    cmd.add_argument("--prefix", help="topic prefix (default: CLEARING_TOPIC_PREFIX)")
+    cmd.add_argument(
+        "--republish", action="store_true", help="publish a statement issued before again"
+    )
     cmd.set_defaults(func=_run_issue)
     cmd = per.add_parser("status", parents=[common], help="list periods")
     cmd.add_argument("period", type=period_arg, metavar="YYYY-MM", nargs="?")
@@ -191,20 +205,34 @@ def _run_db_current(args: argparse.Namespace) -> int:
 
 @_command
 def _run_close(args: argparse.Namespace, ledger: Ledger) -> int:
-    info, changed = ledger.close_period(args.period, force=args.force)
-    if changed:
-        print(f"closed {info.period}: {info.results} results ({info.late_results} late)")
-    else:
-        print(f"{info.period} is already {info.state}; nothing changed")
+    print(cycle.close(ledger, args.period, force=args.force).message)
     return 0
 
 
 @_command
 def _run_issue(args: argparse.Namespace, ledger: Ledger) -> int:
-    issued = ledger.issue_period(args.period)
-    verb = "issued" if issued.newly_issued else "was already issued, unchanged:"
-    print(f"{issued.period} {verb} sha256 {issued.sha256}", file=sys.stderr)
-    _print_json(issued.statement)
+    bootstrap = args.bootstrap or os.environ.get("KAFKA_BOOTSTRAP")
+    with ExitStack() as stack:
+        publisher = None
+        if bootstrap:
+            topics = Topics(args.prefix) if args.prefix else Topics.from_env()
+            try:
+                publisher = stack.enter_context(cycle.kafka_publisher(bootstrap, topics))
+            except Exception as exc:  # the broker's many errors: nothing was issued yet
+                print(
+                    f"clearing period: the broker at {bootstrap} failed ({type(exc).__name__}: "
+                    f"{exc}); nothing was issued",
+                    file=sys.stderr,
+                )
+                return 1
+        step = cycle.issue(ledger, args.period, publisher, republish=args.republish)
+    notes = [step.message]
+    if publisher is None:
+        notes.append("not published: no broker configured (KAFKA_BOOTSTRAP or --bootstrap)")
+    elif step.published is None:
+        notes.append("not published again (--republish publishes it again)")
+    print("\n".join(notes), file=sys.stderr)
+    _print_json(step.statement)
     return 0
 
 

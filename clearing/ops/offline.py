@@ -17,6 +17,7 @@ import orjson
 
 from clearing.core.jsonish import JSONObject
 from clearing.core.netting import build_statement
+from clearing.core.periods import is_period
 from clearing.core.pricer import Pricer
 from clearing.core.refdata import RefDataError
 from clearing.ops.bundle import load_refdata
@@ -95,8 +96,7 @@ def run_clear(args: argparse.Namespace) -> int:
 
 
 def period_arg(value: str) -> str:
-    year, _, month = value.partition("-")
-    if not (len(year) == 4 and year.isdigit() and len(month) == 2 and "01" <= month <= "12"):
+    if not is_period(value):
         raise argparse.ArgumentTypeError(f"period must be YYYY-MM, not {value!r}")
     return value
 

@@ -17,15 +17,16 @@ import orjson
 
 from clearing.config import settings
 from clearing.core.errors import ClearingError, UnavailableError
+from clearing.core.periods import CLEARED
 from clearing.kafka_clients import admin_client
+from clearing.ledger import cycle
+from clearing.ledger.store import Ledger
 from clearing.ops.bundle import event_lines
 from clearing.ops.collect import RunResults, collect
 from clearing.ops.publish import new_run_id, publish
 from clearing.ops.workers import Worker, start_workers
-from clearing.stream import ledger_link
 from clearing.stream.config import clearing_home
 from clearing.stream.results import spec_view
-from clearing.stream.statements import publish_statements
 from clearing.topics import Topics, ensure_topics
 
 KAFKA_SCRIPT = Path(__file__).resolve().parents[2] / "deploy" / "kafka.sh"
@@ -191,10 +192,17 @@ def wait_for_results(
 def close_periods(
     bootstrap: str, topics: Topics, db_url: str, results: list[dict]
 ) -> dict[str, dict]:
-    """Closes and issues every period with cleared results; publishes the statements."""
-    periods = sorted({r["period"] for r in results if r.get("status") in ("priced", "reversed")})
-    statements = ledger_link.issue_statements(db_url, periods)
-    publish_statements(bootstrap, topics, statements.values())
+    """Closes and issues every period with cleared results (oldest first), as `clearing period
+    close --force` and `clearing period issue --republish` do; publishes each statement (again
+    when an earlier run on this ledger issued it: these topics may be new)."""
+    periods = sorted({r["period"] for r in results if r.get("status") in CLEARED})
+    statements: dict[str, dict] = {}
+    with Ledger(db_url) as ledger, cycle.kafka_publisher(bootstrap, topics) as publisher:
+        for period in periods:
+            _, issued = cycle.close_and_issue(
+                ledger, period, publisher, force=True, republish=True
+            )
+            statements[period] = issued.statement
     return statements
 
 

@@ -18,10 +18,12 @@ from sqlalchemy import Connection, Engine, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from clearing.core.errors import UnavailableError
+from clearing.core.keys import reversal_key, settlement_key
 from clearing.core.models.events import Filing, Reversal, Settlement
 from clearing.core.models.results import Invalid, Priced, Result
 from clearing.core.models.types import province_of
 from clearing.core.parse import Parsed, Rejection, parse_event
+from clearing.core.periods import CLEARED
 from clearing.core.pricer import price_parsed
 from clearing.core.pricing import (
     Accrue,
@@ -34,11 +36,20 @@ from clearing.core.pricing import (
     TakeId,
 )
 from clearing.core.refdata import RefData
-from clearing.stream import state
+from clearing.store import db
+from clearing.store.schema import (
+    ids,
+    stream_accumulators,
+    stream_filings,
+    stream_priced,
+    stream_results,
+)
 
 log = logging.getLogger(__name__)
 
-CLEARED = frozenset({"priced", "reversed"})
+
+class TakenMeanwhile(Exception):
+    """An id this batch takes was taken by another batch since it was read: redo the batch."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +181,7 @@ class BatchProcessor:
 
     def __post_init__(self) -> None:
         if self.reader is None:
-            self.reader = state.read_engine(self.engine)
+            self.reader = db.read_engine(self.engine)
 
     def process(self, records: Sequence[Record]) -> BatchOutput:
         """Results for every record, in order; retries a batch that raced another."""
@@ -189,7 +200,7 @@ class BatchProcessor:
                         cleared = [e.result for e in plan.new if e.status in CLEARED]
                         alerts = self.ledger(conn, cleared)
                 return BatchOutput(plan.emits(records), alerts, attempt)
-            except IntegrityError as exc:
+            except (IntegrityError, TakenMeanwhile) as exc:
                 if attempt == self.max_attempts:
                     raise
                 log.info("batch of %d raced another (%s); redoing it", len(records), exc)
@@ -265,9 +276,9 @@ def _is_conflict(exc: DBAPIError) -> bool:
 
 
 def load_stored(conn: Connection, sources: Sequence[str]) -> dict[str, tuple[str, bytes]]:
-    t = state.results
+    t = stream_results
     found: dict[str, tuple[str, bytes]] = {}
-    for part in state.chunks(sources):
+    for part in db.chunks(sources):
         rows = conn.execute(select(t.c.source, t.c.status, t.c.message).where(t.c.source.in_(part)))
         for source, status, message in rows:
             found[source] = (status, bytes(message))
@@ -311,23 +322,25 @@ def load_book(conn: Connection, events: Sequence[Parsed], lock: bool = True) -> 
         if isinstance(e, Settlement):
             persons.add(e.person_id)
             filers.add(e.person_id)
-            keys.add(f"S:{e.settlement_id}")
+            keys.add(settlement_key(e.settlement_id))
         elif isinstance(e, Reversal):
             persons.add(e.person_id)
-            keys.add(f"R:{e.reversal_id}")
+            keys.add(reversal_key(e.reversal_id))
             targets.add(e.settlement_id)
     book = MemoryBook()
-    t = state.ids
-    for part in state.chunks(sorted(keys)):
-        for key, fp in conn.execute(select(t.c.key, t.c.fingerprint).where(t.c.key.in_(part))):
+    t = ids
+    for part in db.chunks(sorted(keys)):
+        # Taken ids only: an API claim (no source yet) is not a take.
+        query = select(t.c.key, t.c.content_hash).where(t.c.key.in_(part), t.c.source.is_not(None))
+        for key, fp in conn.execute(query):
             book.fingerprints[key] = fp
-    t = state.filings
-    for part in state.chunks(sorted(filers)):
+    t = stream_filings
+    for part in db.chunks(sorted(filers)):
         rows = conn.execute(select(t.c.person_id, t.c.filing).where(t.c.person_id.in_(part)))
         for person, raw in rows:
             book.filings.setdefault(person, []).append(Filing.model_validate_json(raw))
-    t = state.accumulators
-    for part in state.chunks(sorted(persons)):
+    t = stream_accumulators
+    for part in db.chunks(sorted(persons)):
         query = (
             select(t.c.person_id, t.c.year, t.c.kind, t.c.fund_paid, t.c.deductible_used)
             .where(t.c.person_id.in_(part))
@@ -337,9 +350,9 @@ def load_book(conn: Connection, events: Sequence[Parsed], lock: bool = True) -> 
             query = query.with_for_update()
         for person, year, kind, fund, deductible in conn.execute(query):
             book.accumulators[(person, year, kind)] = Accumulator(fund, deductible)
-    t = state.priced
+    t = stream_priced
     reversed_ids: set[str] = set()
-    for part in state.chunks(sorted(targets)):
+    for part in db.chunks(sorted(targets)):
         query = (
             select(t.c.settlement_id, t.c.person_id, t.c.year, t.c.kind, t.c.result, t.c.reversed)
             .where(t.c.settlement_id.in_(part))
@@ -367,16 +380,16 @@ def write_batch(
     effects: Sequence[tuple[Record, object]],
 ) -> None:
     """Results by source position plus the state changes, as bulk statements."""
-    state.bulk_insert(
+    db.bulk_insert(
         conn,
-        state.results,
+        stream_results,
         [{"source": e.record.source, "status": e.status, "message": e.message} for e in emits],
     )
     taken, new_filings, touched, new_priced, newly_reversed = [], [], set(), set(), set()
     for record, effect in effects:
         match effect:
             case TakeId(key, fp):
-                taken.append({"key": key, "fingerprint": fp, "source": record.source})
+                taken.append({"key": key, "content_hash": fp, "source": record.source})
             case AddFiling(filing):
                 new_filings.append(
                     {
@@ -393,16 +406,41 @@ def write_batch(
                 newly_reversed.add(settlement_id)
             # AddAssistance and AccrueTiers (tiers.md) are not stored yet: the stream keeps
             # assistance records and tier accumulators only within a batch.
-    state.bulk_insert(conn, state.ids, taken)
-    state.bulk_insert(conn, state.filings, new_filings)
+    take_ids(conn, taken)
+    db.bulk_insert(conn, stream_filings, new_filings)
     write_accumulators(conn, loaded, book, touched)
     write_priced(conn, loaded, book, new_priced, newly_reversed)
+
+
+def take_ids(conn: Connection, taken: list[dict]) -> None:
+    """The stream takes ids: a new row, or the take added to the row of an API claim (the claim
+    stays). An id another batch took meanwhile raises TakenMeanwhile, so the batch is redone."""
+    if conn.dialect.name == "sqlite":
+        written = db.bulk_insert(
+            conn,
+            ids,
+            taken,
+            ' ON CONFLICT ("key") DO UPDATE SET content_hash = excluded.content_hash,'
+            " source = excluded.source WHERE ids.source IS NULL",
+        )
+    else:
+        def take(insert):
+            new = insert.excluded
+            return insert.on_conflict_do_update(
+                index_elements=["key"],
+                set_={"content_hash": new.content_hash, "source": new.source},
+                where=ids.c.source.is_(None),
+            )
+
+        written = db.insert_rows(conn, ids, taken, take, count=True)
+    if written != len(taken):
+        raise TakenMeanwhile(f"{len(taken) - written} of {len(taken)} ids were taken meanwhile")
 
 
 def write_accumulators(
     conn: Connection, loaded: LoadedBook, book: MemoryBook, touched: set[tuple[str, int, str]]
 ) -> None:
-    t = state.accumulators
+    t = stream_accumulators
     rows = [
         {
             "p": person,
@@ -415,7 +453,7 @@ def write_accumulators(
     ]
     old = [r for r in rows if (r["p"], r["y"], r["k"]) in loaded.accumulator_keys]
     new = [r for r in rows if (r["p"], r["y"], r["k"]) not in loaded.accumulator_keys]
-    state.bulk_update(
+    db.bulk_update(
         conn,
         t,
         ("person_id", "year", "kind"),
@@ -423,7 +461,7 @@ def write_accumulators(
         [(r["fund_paid"], r["deductible_used"], r["p"], r["y"], r["k"]) for r in old],
     )
     if new:
-        state.bulk_insert(
+        db.bulk_insert(
             conn,
             t,
             [
@@ -446,7 +484,7 @@ def write_priced(
     new_priced: set[str],
     newly_reversed: set[str],
 ) -> None:
-    t = state.priced
+    t = stream_priced
     if new_priced:
         rows = []
         for sid in sorted(new_priced):
@@ -461,6 +499,6 @@ def write_priced(
                     "reversed": entry.reversed,
                 }
             )
-        state.bulk_insert(conn, t, rows)
+        db.bulk_insert(conn, t, rows)
     existing = sorted(newly_reversed - new_priced)
-    state.bulk_update(conn, t, ("settlement_id",), ("reversed",), [(True, sid) for sid in existing])
+    db.bulk_update(conn, t, ("settlement_id",), ("reversed",), [(True, sid) for sid in existing])

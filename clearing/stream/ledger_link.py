@@ -12,34 +12,17 @@ from collections.abc import Sequence
 from sqlalchemy import Connection, Engine
 
 from clearing.ledger import store
-from clearing.stream import state
 
 
 def open_database(url: str | None = None) -> Engine:
-    """The ledger's engine (migrated to its newest schema), with the stream's tables created."""
-    engine = store.shared_ledger(url).engine
-    state.create_tables(engine)
-    return engine
+    """The ledger's engine, on a database migrated to its newest schema (every table)."""
+    return store.shared_ledger(url).engine
 
 
 def record_results(conn: Connection, results: Sequence[dict]) -> list[dict]:
     """Records priced and reversed results in the caller's transaction; returns the prepayment
-    alerts they raised. Idempotent per business key (S:<sid>/R:<rid>) and content hash."""
+    alerts they raised. Idempotent per business key (S:<sid>/R:<rid>)."""
     if not results:
         return []
     return store.alerts_of(store.record(conn, list(results)))
 
-
-def issue_statements(url: str, periods: Sequence[str]) -> dict[str, dict]:
-    """Closes and issues each period (oldest first) through the ledger; the statements.
-
-    """
-    statements: dict[str, dict] = {}
-    ledger = store.Ledger(url)
-    try:
-        for period in sorted(periods):
-            ledger.close_period(period, force=True)
-            statements[period] = ledger.issue_period(period).statement
-    finally:
-        ledger.close()
-    return statements

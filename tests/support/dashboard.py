@@ -10,12 +10,12 @@ from pathlib import Path
 import orjson
 from sqlalchemy import insert
 
-from clearing.api.tables import make_engine
 from clearing.dashboard import DashboardConfig
 from clearing.dashboard.lag import PartitionLag
 from clearing.dashboard.service import Dashboard
 from clearing.ledger.store import Ledger
-from clearing.stream import state
+from clearing.store.db import make_engine
+from clearing.store.schema import stream_results
 from clearing.topics import Topics
 from support.paths import CASES, ROOT
 
@@ -56,11 +56,10 @@ def make_sample_db(folder: Path) -> str:
         ledger.issue_period("2026-01")
         ledger.close_period("2026-02", force=True)
     engine = make_engine(url)
-    state.create_tables(engine)
     rejected = [r for r in results if r["status"] == "rejected"]
     with engine.begin() as conn:
         conn.execute(
-            insert(state.results),
+            insert(stream_results),
             [
                 {"source": f"t:0:{r['line']}", "status": "rejected", "message": orjson.dumps(r)}
                 for r in rejected

@@ -25,7 +25,6 @@ from clearing.ops.bundle import event_lines, load_refdata
 from clearing.ops.collect import RunResults, collect, read_all
 from clearing.ops.publish import event_key, new_run_id, publish
 from clearing.ops.workers import Worker, free_port, worker_env
-from clearing.stream import ledger_link
 from clearing.stream.results import spec_view
 from clearing.topics import Topics, ensure_topics
 
@@ -196,8 +195,8 @@ def ledger_totals(db_url: str) -> dict[str, dict]:
     net positions from the fund leg's balances, and how many results and postings it has."""
     from sqlalchemy import create_engine, func, select
 
-    from clearing.ledger.schema import balances, postings
-    from clearing.ledger.schema import results as ledger_results
+    from clearing.store.schema import balances, postings
+    from clearing.store.schema import results as ledger_results
 
     engine = create_engine(db_url)
     totals: dict[str, dict] = defaultdict(
@@ -254,16 +253,28 @@ def ledger_totals(db_url: str) -> dict[str, dict]:
     return dict(totals)
 
 
+def issue_statements(db_url: str, periods: list[str]) -> dict[str, dict]:
+    """Closes and issues each period (oldest first) as `clearing run` does; the statements."""
+    from clearing.ledger import cycle
+    from clearing.ledger.store import Ledger
+
+    with Ledger(db_url) as ledger:
+        return {
+            period: cycle.close_and_issue(ledger, period, force=True)[1].statement
+            for period in sorted(periods)
+        }
+
+
 def stream_state_counts(db_url: str) -> int:
     """How many source positions the stream has stored a result for."""
     from sqlalchemy import create_engine, func, select
 
-    from clearing.stream import state
+    from clearing.store.schema import stream_results
 
     engine = create_engine(db_url)
     try:
         with engine.connect() as conn:
-            return conn.execute(select(func.count()).select_from(state.results)).scalar()
+            return conn.execute(select(func.count()).select_from(stream_results)).scalar()
     finally:
         engine.dispose()
 
@@ -291,7 +302,7 @@ def verify_run(pipeline: Pipeline, results: RunResults, expected: list[dict]) ->
     assert stream_state_counts(pipeline.db_url) == len(expected)
 
     want = offline_statements(expected)
-    statements = ledger_link.issue_statements(pipeline.db_url, list(want))
+    statements = issue_statements(pipeline.db_url, list(want))
     assert sorted(statements) == sorted(want)
     for period, statement in want.items():
         assert_same_statement(statements[period], statement)

@@ -18,6 +18,8 @@ PACKAGE = ROOT / "clearing"
 LAYERS: list[set[str]] = [
     {"core", "__init__"},
     {"config", "errors", "metrics", "topics", "kafka_clients", "kafka_auth"},
+    {"store"},
+    {"auth"},
     {"ledger"},
     {"stream"},
     {"api"},

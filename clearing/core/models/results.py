@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from clearing.core.jsonish import JSONObject
+from clearing.core.periods import PERIOD_PATTERN
 
 Reason = Literal[
     "AMOUNT_MISMATCH",
@@ -36,7 +37,7 @@ Reason = Literal[
     "UNKNOWN_SETTLEMENT",
     "ALREADY_REVERSED",
 ]
-Period = Annotated[str, Field(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")]
+Period = Annotated[str, Field(pattern=f"^{PERIOD_PATTERN}$")]
 
 
 class _Result(BaseModel):

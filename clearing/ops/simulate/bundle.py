@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from clearing.ops.simulate.clock import make_span, parse_period
+from clearing.core.periods import parse_period
+from clearing.ops.simulate.clock import make_span
 from clearing.ops.simulate.jsonline import dump
 from clearing.ops.simulate.outcomes import Intent
 from clearing.ops.simulate.refdata import make_refdata, ref_index, write_refdata

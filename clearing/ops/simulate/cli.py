@@ -6,8 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from clearing.core.periods import parse_period
 from clearing.ops.simulate.bundle import generate_bundle
-from clearing.ops.simulate.clock import parse_period
 
 DESCRIPTION = (
     "`clearing simulate`: a deterministic synthetic bundle shaped like national cross-province"

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import bisect
 import itertools
-import re
 from dataclasses import dataclass
 from datetime import date
 from random import Random
 
+from clearing.core.periods import parse_period
 from clearing.ops.simulate.weighted import WeightedTable
 
 # Settlements by hour of day (China time): a morning peak, a lunch dip, a quiet night.
@@ -35,13 +35,6 @@ class Span:
     first_day: int
     days: int
     year: int
-
-
-def parse_period(period: str) -> tuple[int, int]:
-    match = re.fullmatch(r"(\d{4})-(0[1-9]|1[0-2])", period)
-    if match is None:
-        raise ValueError(f"period must be YYYY-MM, not {period!r}")
-    return int(match.group(1)), int(match.group(2))
 
 
 def make_span(period: str | None, year: int) -> Span:

@@ -13,10 +13,10 @@ import warnings
 import pytest
 from support.builders import refdata, reversal, settlement
 
-from clearing.api import credentials
+from clearing import auth
 from clearing.api.publisher import Publisher
-from clearing.api.tables import make_engine
 from clearing.core.pricer import Pricer
+from clearing.store.db import make_engine
 from clearing.topics import Topics
 
 pytestmark = pytest.mark.kafka
@@ -155,7 +155,7 @@ def test_a_revoked_token_is_401_at_once(api_stack, api_client) -> None:
     token = api_stack.tokens["H1"]
     assert client.request("GET", "/v1/settlements/S1", token=token).status == 404
     engine = make_engine(api_stack.db_url)
-    assert credentials.revoke(engine, "H1")
+    assert auth.revoke(engine, "hospital", "H1")
     engine.dispose()
     assert client.request("GET", "/v1/settlements/S1", token=token).status == 401
 

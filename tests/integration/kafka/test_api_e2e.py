@@ -20,10 +20,10 @@ from fixtures.kafka import free_port
 from support.builders import CATALOG, POLICY, refdata, reversal, settlement
 from support.paths import ROOT
 
-from clearing.api import credentials
-from clearing.api.tables import create_tables, make_engine
+from clearing import auth
 from clearing.core.pricer import Pricer
 from clearing.ops.publish import publish
+from clearing.store.db import open_engine
 from clearing.topics import Topics, delete_topics, ensure_topics
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
@@ -65,9 +65,8 @@ def worker(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Worker]:
     publish(kafka_bootstrap, Topics(prefix), tmp_path / "refdata", None, progress=False)
 
     db_url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
-    engine = make_engine(db_url)
-    create_tables(engine)
-    tokens = {h: credentials.add(engine, h) for h in ("H1", "H2")}
+    engine = open_engine(db_url)
+    tokens = {h: auth.add(engine, "hospital", h) for h in ("H1", "H2")}
     engine.dispose()
 
     port = free_port()

@@ -28,13 +28,13 @@ from fixtures.stream import stream_prefix_name, stream_topics_cleanup
 from support.builders import reversal, settlement
 from support.stream import Pipeline, offline_results
 
+from clearing.core.statements import province_view
 from clearing.ops.bundle import event_lines
 from clearing.ops.collect import read_all
 from clearing.ops.run import RunConfig, RunSummary, run
 from clearing.ops.simulate.bundle import generate_bundle
 from clearing.ops.workers import free_port, wait_for_web
 from clearing.stream.results import spec_view
-from clearing.stream.statements import province_view
 from clearing.topics import PROVINCES, Topics
 
 pytestmark = pytest.mark.kafka
@@ -240,8 +240,8 @@ def call(url: str, method: str, path: str, body: dict | None, token: str | None)
 def test_worker_log_never_carries_a_bearer_token(kafka_bootstrap: str, tmp_path: Path) -> None:
     from support.builders import CATALOG, POLICY
 
-    from clearing.api import credentials
-    from clearing.api.tables import create_tables, make_engine
+    from clearing import auth
+    from clearing.store.db import open_engine
 
     refdata = tmp_path / "refdata"
     for folder, doc in (("policies", POLICY), ("catalogs", CATALOG)):
@@ -250,9 +250,8 @@ def test_worker_log_never_carries_a_bearer_token(kafka_bootstrap: str, tmp_path:
     pipeline = Pipeline(kafka_bootstrap, tmp_path / "run", log_level="info")
     try:
         pipeline.create(refdata)
-        engine = make_engine(pipeline.db_url)
-        create_tables(engine)
-        tokens = {h: credentials.add(engine, h) for h in ("H1", "H2")}
+        engine = open_engine(pipeline.db_url)
+        tokens = {h: auth.add(engine, "hospital", h) for h in ("H1", "H2")}
         engine.dispose()
         worker = pipeline.start(1)
         assert wait_for_web(worker, timeout=120), worker.log_tail()

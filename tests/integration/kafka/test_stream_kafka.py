@@ -17,6 +17,7 @@ from support.paths import CASES
 from support.stream import (
     assert_same_statement,
     fetch_metrics,
+    issue_statements,
     offline_results,
     offline_statements,
     read_jsonl,
@@ -29,7 +30,6 @@ from clearing.ops.collect import RunResults, collect, read_all
 from clearing.ops.publish import new_run_id, publish
 from clearing.ops.run import RunConfig, RunSummary, run
 from clearing.ops.workers import free_port, start_workers
-from clearing.stream import ledger_link
 from clearing.stream.results import spec_view
 from clearing.topics import PROVINCES, Topics, ensure_topics
 
@@ -219,7 +219,7 @@ def test_worker_killed_mid_stream_loses_nothing_and_counts_nothing_twice(
             assert copies.setdefault(line, record.value) == record.value
 
         want = offline_statements(expected)
-        statements = ledger_link.issue_statements(db_url, list(want))
+        statements = issue_statements(db_url, list(want))
         for period, statement in want.items():
             assert_same_statement(statements[period], statement)
     finally:

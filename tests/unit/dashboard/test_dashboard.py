@@ -31,15 +31,16 @@ from support.dashboard import (
 )
 from support.paths import CASES
 
-from clearing.api.tables import make_engine
+from clearing import auth
 from clearing.core import provinces
 from clearing.core.netting import build_statement
-from clearing.dashboard import DashboardConfig, collectors, operators
-from clearing.dashboard import cli as dashboard_cli
+from clearing.dashboard import DashboardConfig, collectors
 from clearing.dashboard.history import quantile
 from clearing.dashboard.money import percent, yuan
 from clearing.dashboard.web import create_app
-from clearing.stream import state
+from clearing.ops import credentials_cli
+from clearing.store.db import make_engine
+from clearing.store.schema import credentials
 from clearing.topics import PROVINCES, Topics
 
 
@@ -188,8 +189,8 @@ def test_close_and_issue_need_an_operator_token(sample_db: str) -> None:
 
     dashboard = dashboard_for(sample_db, publish=publish)
     engine = make_engine(sample_db)
-    operators.create_tables(engine)
-    token = operators.add(engine, "ops-test")
+    token = auth.add(engine, "operator", "ops-test")
+    viewer = auth.add(engine, "viewer", "vera")
     client = SyncApiClient(create_app(dashboard.config, dashboard))
     try:
         path = "/dashboard/api/periods/2026-03"
@@ -198,6 +199,11 @@ def test_close_and_issue_need_an_operator_token(sample_db: str) -> None:
         assert client.request("GET", "/dashboard/api/whoami", token=token).json() == {
             "operator": "ops-test"
         }
+        assert client.request("GET", "/dashboard/api/whoami", token=viewer).json() == {
+            "viewer": "vera"
+        }
+        watching = client.request("POST", f"{path}/close", {"force": True}, token=viewer)
+        assert watching.status == 403 and "viewer" in watching.json()["error"]
 
         refused = client.request("POST", f"{path}/issue", token=token)
         assert refused.status == 409 and "close it" in refused.json()["error"]
@@ -231,31 +237,34 @@ def test_operator_add_prints_the_token_once_and_keeps_only_its_hash(
 ) -> None:
     url = f"sqlite:///{tmp_path / 'ops.sqlite'}"
     parser = argparse.ArgumentParser()
-    dashboard_cli.register(parser.add_subparsers(dest="command"))
+    credentials_cli.register(parser.add_subparsers(dest="command"))
 
     def run(*argv: str) -> int:
-        args = parser.parse_args(["operator", "--db", url, *argv])
+        args = parser.parse_args(["credentials", *argv, "--db", url])
         return args.func(args)
 
-    assert run("add", "alice") == 0
+    assert run("add", "--kind", "operator", "alice") == 0
     token = capsys.readouterr().out.strip()
     assert len(token) >= 40
-    assert run("add", "alice") == 1  # one token per operator unless --replace
-    assert run("add", "not a name") == 1
+    assert run("add", "--kind", "operator", "alice") == 1  # one token each unless --replace
+    assert run("add", "--kind", "operator", "not a name") == 1
     engine = make_engine(url)
     try:
         with engine.connect() as conn:
-            stored = conn.execute(select(operators.operators)).all()
-        assert [(row.name, row.token_hash) for row in stored] == [
-            ("alice", hashlib.sha256(token.encode()).hexdigest())
+            stored = conn.execute(select(credentials)).all()
+        assert [(row.kind, row.id, row.token_hash) for row in stored] == [
+            ("operator", "alice", hashlib.sha256(token.encode()).hexdigest())
         ]
-        assert operators.authenticate(engine, token) == "alice"
-        assert operators.authenticate(engine, token + "x") is None
+        assert auth.authenticate(engine, token) == auth.Principal("operator", "alice")
+        assert auth.authenticate(engine, token, ("hospital",)) is None
+        assert auth.authenticate(engine, token + "x") is None
     finally:
         engine.dispose()
     capsys.readouterr()
-    assert run("list") == 0 and capsys.readouterr().out.startswith("alice\t")
-    assert run("revoke", "alice") == 0 and run("revoke", "alice") == 1
+    assert run("list", "--kind", "operator") == 0
+    assert capsys.readouterr().out.startswith("operator\talice\t")
+    assert run("revoke", "--kind", "operator", "alice") == 0
+    assert run("revoke", "--kind", "operator", "alice") == 1
 
 
 # ------------------------------------------------------------------------------ metrics
@@ -361,7 +370,6 @@ def test_the_queries_run_on_sqlite_and_postgresql(ledger, db_url: str) -> None:
     ledger.record_results(january)
     engine = make_engine(db_url)
     try:
-        state.create_tables(engine)
         with engine.connect() as conn:
             view = queries.period_view(conn, "2026-01")
             today = queries.today_totals(conn, datetime.now(UTC))

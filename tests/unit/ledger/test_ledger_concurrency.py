@@ -9,8 +9,8 @@ from sqlalchemy import func, select
 from support.ledger import priced
 
 from clearing.ledger import periods
-from clearing.ledger.schema import results
 from clearing.ledger.store import Ledger
+from clearing.store.schema import results
 
 BATCHES = 15
 PER_BATCH = 8

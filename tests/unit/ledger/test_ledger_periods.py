@@ -12,7 +12,7 @@ from clearing.core.models.types import CHINA_TZ
 from clearing.core.netting import check_transfers, digest
 from clearing.ledger import periods
 from clearing.ledger.errors import LedgerInvariantError, PeriodStateError
-from clearing.ledger.schema import postings, results
+from clearing.store.schema import postings, results
 
 
 def test_sample_statement_matches_the_expected_one(ledger):

@@ -8,7 +8,7 @@ from support.ledger import priced, reversal
 
 from clearing.ledger import prepayment
 from clearing.ledger.errors import LedgerInputError
-from clearing.ledger.schema import alerts
+from clearing.store.schema import alerts
 
 
 def deposit(ledger, province: str, amount_fen: int) -> int:

@@ -12,7 +12,7 @@ from support.ledger import priced, reversal, sample_results
 from clearing.core.netting import digest, obligation_lines
 from clearing.ledger import reconcile
 from clearing.ledger.errors import LedgerInputError, PeriodStateError
-from clearing.ledger.schema import reconciliations
+from clearing.store.schema import reconciliations
 
 
 @pytest.fixture

@@ -1,23 +1,22 @@
 """The database itself holds the money invariants: rows written with plain SQL, past the Python
-code, are refused by CHECKs, keys and triggers. Also: the migrations build exactly the model."""
+code, are refused by CHECKs, keys and triggers. (tests/unit/store/test_migrations.py checks that
+the migrations build exactly the model.)"""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
-from alembic.autogenerate import compare_metadata
-from alembic.runtime.migration import MigrationContext
-from sqlalchemy import CheckConstraint, delete, insert, inspect, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from support.ledger import priced, reversal
 
-from clearing.ledger import db
 from clearing.ledger.records import to_row
-from clearing.ledger.schema import (
+from clearing.store import db
+from clearing.store.schema import (
     alerts,
     balances,
-    metadata,
+    ids,
     periods,
     postings,
     prepayments,
@@ -37,20 +36,10 @@ def accepted(ledger, statement) -> None:
         conn.execute(statement)
 
 
-def test_migrations_build_the_model(ledger):
-    with ledger.engine.connect() as conn:
-        context = MigrationContext.configure(conn, opts={"version_table": db.VERSION_TABLE})
-        assert compare_metadata(context, metadata) == []
-        assert context.get_current_revision() == db.head_revision()
-
-
-def test_migrations_build_every_check_constraint_by_its_name(ledger):
-    """Autogenerate does not compare CHECK constraints, so compare their names here."""
-    inspector = inspect(ledger.engine)
-    for table in metadata.sorted_tables:
-        built = {c["name"] for c in inspector.get_check_constraints(table.name)}
-        modelled = {c.name for c in table.constraints if isinstance(c, CheckConstraint) and c.name}
-        assert built == modelled, table.name
+def known_ids(ledger, *keys: str) -> None:
+    """The ids' rows a result row references (the stream or the ledger makes them)."""
+    with ledger.transaction() as conn:
+        conn.execute(insert(ids), [{"key": key} for key in keys])
 
 
 def test_upgrade_twice_is_a_no_op(ledger):
@@ -77,7 +66,6 @@ RESULT_CASES = [
     ("provinces", {"payer": "410100"}),
     ("period_format", {"period": "2026-00"}),
     ("cleared_not_before", {"period": "2026-02"}),
-    ("content_hash", {"content_hash": "abc"}),
     ("id_lengths", {"hospital_id": ""}),
 ]
 
@@ -85,6 +73,7 @@ RESULT_CASES = [
 @pytest.mark.parametrize(("constraint", "changes"), RESULT_CASES)
 def test_database_refuses_bad_results(ledger, constraint, changes):
     ledger.record_results([priced("S0"), priced("S9", period="2026-02")])
+    known_ids(ledger, "S:S1", "S:S2", "S:other")
     accepted(ledger, insert(results).values(**result_row("S1")))
     refused(ledger, insert(results).values(**result_row("S2", **changes)), constraint)
 
@@ -93,7 +82,15 @@ def test_database_refuses_a_reversed_result_with_positive_amounts(ledger):
     ledger.record_results([priced("S0")])
     row = to_row(reversal(priced("S1"), "R1"))
     row.update(clearing_period="2026-01", **{k: -v for k, v in row.items() if k.endswith("_fen")})
+    known_ids(ledger, "R:R1")
     refused(ledger, insert(results).values(**row), "signs")
+
+
+def test_database_refuses_a_result_of_an_unknown_id(ledger):
+    ledger.record_results([priced("S0")])
+    with pytest.raises(IntegrityError) as caught, ledger.transaction() as conn:
+        conn.execute(insert(results).values(**result_row("S1")))
+    assert "foreign key" in str(caught.value.orig).lower()
 
 
 def test_database_refuses_a_second_priced_or_reversed_row_of_one_settlement(ledger):
@@ -101,6 +98,7 @@ def test_database_refuses_a_second_priced_or_reversed_row_of_one_settlement(ledg
     ledger.record_results([original, reversal(original, "R1")])
     row = to_row(reversal(original, "R2"))
     row["clearing_period"] = "2026-01"
+    known_ids(ledger, "R:R2")
     refused(ledger, insert(results).values(**row), "settlement_id")
 
 
@@ -159,6 +157,7 @@ def test_prepayments_are_append_only_and_positive(ledger):
 def test_nothing_is_written_into_a_closed_period(ledger):
     ledger.record_results([priced("S0", fund=0), priced("S5", fund=5)])
     ledger.close_period("2026-01")
+    known_ids(ledger, "S:S1")
     refused(ledger, insert(results).values(**result_row("S1")), "open")
     refused(ledger, insert(postings).values(**posting()), "open")
     refused(

@@ -9,7 +9,7 @@ from support.ledger import priced, reversal, sample_results
 from clearing.core.netting import build_statement
 from clearing.ledger import store
 from clearing.ledger.errors import LedgerConflict, LedgerInputError
-from clearing.ledger.schema import alerts, balances, postings, results
+from clearing.store.schema import alerts, balances, postings, results
 
 
 def snapshot(ledger) -> dict:

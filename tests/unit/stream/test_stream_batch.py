@@ -15,7 +15,8 @@ from support.paths import CASES
 
 from clearing.core.pricer import Pricer
 from clearing.ops.bundle import load_refdata
-from clearing.stream import state
+from clearing.store import schema
+from clearing.store.db import open_engine
 from clearing.stream.batch import BatchProcessor, Record
 from clearing.stream.results import spec_view
 
@@ -50,8 +51,7 @@ def records(lines: list[bytes], topic: str = "t.events", partitions: int = 1) ->
 
 
 def processor(tmp_path: Path, refdata) -> BatchProcessor:
-    engine = state.make_engine(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
-    state.create_tables(engine)
+    engine = open_engine(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
     return BatchProcessor(engine, lambda: refdata)
 
 
@@ -77,7 +77,7 @@ def test_replay_reemits_stored_results_and_changes_nothing(tmp_path: Path, sampl
     with proc.engine.connect() as conn:
         before = {
             t.name: conn.execute(select(func.count()).select_from(t)).scalar()
-            for t in state.metadata.sorted_tables
+            for t in schema.metadata.sorted_tables
         }
     # A restart resumes from an older committed offset with other batch boundaries.
     again = run(proc, recs[150:], 61)
@@ -85,7 +85,7 @@ def test_replay_reemits_stored_results_and_changes_nothing(tmp_path: Path, sampl
     with proc.engine.connect() as conn:
         after = {
             t.name: conn.execute(select(func.count()).select_from(t)).scalar()
-            for t in state.metadata.sorted_tables
+            for t in schema.metadata.sorted_tables
         }
     assert after == before
 
@@ -140,8 +140,7 @@ def test_a_batch_raced_by_another_partition_is_priced_again(db_url: str) -> None
     from support.builders import raw, refdata, reversal, settlement
 
     data = refdata()
-    engine = state.make_engine(db_url)
-    state.create_tables(engine)
+    engine = open_engine(db_url)
     other = BatchProcessor(engine, lambda: data)
     racing = [Record("t.events", 1, 0, b"P2", raw(settlement("X", person_id="P2")), line=2)]
 
@@ -165,8 +164,8 @@ def test_a_batch_raced_by_another_partition_is_priced_again(db_url: str) -> None
         ("rejected", ["UNKNOWN_SETTLEMENT"]),
     ]
     with engine.connect() as conn:
-        assert conn.execute(select(func.count()).select_from(state.priced)).scalar() == 1
-        taken = conn.execute(select(state.ids.c.key, state.ids.c.source)).all()
+        assert conn.execute(select(func.count()).select_from(schema.stream_priced)).scalar() == 1
+        taken = conn.execute(select(schema.ids.c.key, schema.ids.c.source)).all()
     assert sorted(taken) == [("R:R1", "t.events:0:1"), ("S:X", "t.events:1:0")]
 
 
@@ -197,3 +196,36 @@ def test_a_pricing_crash_is_the_same_invalid_result_offline_and_on_the_stream(
     }
     got = [spec_view(r) for r in run(processor(tmp_path, refdata), records(lines), 50)]
     assert got == expected
+
+
+def test_an_api_claim_is_not_a_take(db_url: str) -> None:
+    """The API claims an id before it publishes; the stream prices the id as new all the same
+    (pricing.md's duplicate semantics are the stream's alone), adds its take to the claim's
+    row and keeps the claim, even when the event that took it is another than the claimed."""
+    from support.builders import raw, refdata, settlement
+
+    from clearing.api.store import Store
+    from clearing.core.parse import parse_event
+
+    data = refdata()
+    engine = open_engine(db_url)
+    claimed = settlement("X", hospital_id="H1")
+    other = settlement("X", hospital_id="H1", emergency=True)
+    store = Store(engine)
+    assert store.claim("S:X", "H1", parse_event(raw(claimed)).fingerprint) is None
+    assert store.taken("S:X") is None
+
+    out = BatchProcessor(engine, lambda: data).process(
+        [Record("t.events", 0, 0, None, raw(other)), Record("t.events", 0, 1, None, raw(claimed))]
+    )
+    statuses = [(e.status, e.result.get("reasons")) for e in out.emits]
+    assert statuses == [("priced", None), ("rejected", ["DUPLICATE_CONFLICT"])]
+    with engine.connect() as conn:
+        row = conn.execute(select(schema.ids)).one()
+    assert (row.key, row.source, row.hospital_id) == ("S:X", "t.events:0:0", "H1")
+    assert row.content_hash == parse_event(raw(other)).fingerprint
+    assert row.claim_hash == parse_event(raw(claimed)).fingerprint
+    assert store.claim_of("S:X").fingerprint == row.claim_hash
+    answer = store.answer("S:X", row.claim_hash, "t.events:0:1")
+    assert answer.state == "conflict" and answer.result["reasons"] == ["DUPLICATE_CONFLICT"]
+    engine.dispose()

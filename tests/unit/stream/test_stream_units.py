@@ -8,9 +8,11 @@ from dataclasses import dataclass, field
 import orjson
 import pytest
 from support.paths import CASES
+from support.stream import issue_statements
 
 from clearing.core.netting import build_statement
 from clearing.core.pricer import Pricer
+from clearing.core.statements import province_view, statement_messages
 from clearing.ops.bundle import load_refdata
 from clearing.ops.publish import event_key, refdata_documents
 from clearing.stream import ledger_link
@@ -18,7 +20,6 @@ from clearing.stream.batch import BatchProcessor, Record
 from clearing.stream.handlers import deadletter_headers, hold, record_of, release
 from clearing.stream.refdata_feed import RefdataFeed
 from clearing.stream.results import recipients, spec_view
-from clearing.stream.statements import province_view, statement_messages
 from clearing.topics import PROVINCES, Topics
 
 
@@ -200,7 +201,7 @@ def test_batches_with_the_ledger_clear_like_offline_and_replays_count_once(db_ur
     for n, raw in enumerate(lines, start=1):
         offline.append({**pricer.process(raw).model_dump(exclude_none=True), "line": n})
     periods = sorted({r["period"] for r in offline if r["status"] in ("priced", "reversed")})
-    statements = ledger_link.issue_statements(url, periods)
+    statements = issue_statements(url, periods)
     for period in periods:
         want = build_statement(period, [r for r in offline if r.get("period") == period])
         assert statements[period]["obligations"] == want["obligations"]

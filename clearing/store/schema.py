@@ -1,15 +1,35 @@
-"""The ledger's tables. Money invariants live here, as keys and CHECK constraints, so that no code
-path (and no hand-written SQL) can skip them.
+"""Every table of the product, in one metadata. The invariants live here, as keys, foreign keys
+and CHECK constraints, so that no code path (and no hand-written SQL) can skip them.
 
-TigerBeetle's model: a posting is one immutable transfer from a debit to a credit account with
-`amount_fen > 0` and two different accounts, so every posting sums to zero by construction, and
-its idempotency key (result key, leg) is unique. Balances per (clearing period, account, leg)
-are kept in the same transaction as the postings, so running positions cost O(accounts) instead
-of a scan; closing a period checks balances, postings and results against each other.
+The ledger's tables (`ledger_*`), TigerBeetle's model: a posting is one immutable transfer from a
+debit to a credit account with `amount_fen > 0` and two different accounts, so every posting sums
+to zero by construction, and its idempotency key (result key, leg) is unique. Balances per
+(clearing period, account, leg) are kept in the same transaction as the postings, so running
+positions cost O(accounts) instead of a scan; closing a period checks balances, postings and
+results against each other. The migrations also install triggers (no CHECK can see another
+row): results, postings, prepayments, alerts and reconciliations are append-only; results,
+postings and balances may only be written while their clearing period is open; a period only
+moves open -> closed -> issued.
 
-The migration also installs triggers (no CHECK can see another row): results, postings,
-prepayments, alerts and reconciliations are append-only; results, postings and balances may only
-be written while their clearing period is open; a period only moves open -> closed -> issued.
+`ids`: one row per settlement or reversal id (`S:<settlement_id>`, `R:<reversal_id>`, see
+`clearing.core.keys`), shared by the submission API, the stream and the ledger. Two parts, each
+all there or all absent:
+
+- the stream's take (`content_hash`, `source`): the fingerprint of the event that took the id
+  and its position (`topic:partition:offset`, whose result is in `stream_results`). Only a take
+  makes an id taken for pricing (duplicate or DUPLICATE_CONFLICT, pricing.md);
+- the API's claim (`hospital_id`, `claimed_ms`, `claim_hash`, `claim_source`): the hospital that
+  submitted the id, when, the fingerprint of what it submitted, and where the API published it
+  (NULL until the broker acknowledged). A claim is made before publishing, so two requests
+  racing on one id are accepted once; the stream never reads it.
+
+A row with neither is an id known only from its ledger result (a results file loaded with
+`clearing ledger-load`). `ledger_results.result_key` references `ids.key`.
+
+The stream's pricing state (`stream_*`): every consumed event's result by source position, the
+filings, the per person-year-kind accumulators (never negative), the priced settlements a
+reversal may cancel. `credentials`: one bearer token per principal (hospital, operator, viewer),
+only its SHA-256 kept. `dashboard_operator_actions`: the log of the dashboard's Close and Issue.
 
 A CHECK passes when its condition is NULL, so every branch names the columns it needs NOT NULL.
 
@@ -28,6 +48,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -59,6 +80,10 @@ AMOUNTS = (
 )
 PERIOD_STATES = ("open", "closed", "issued")
 LEGS = ("fund", "hospital")
+RESULT_STATUSES = ("invalid", "filed", "duplicate", "rejected", "priced", "reversed")
+ACCUMULATOR_KINDS = ("inpatient", "outpatient", "chronic")
+PRINCIPAL_KINDS = ("hospital", "operator", "viewer")
+OPERATOR_ACTIONS = ("close", "issue")
 
 
 def _province(column: str) -> str:
@@ -70,6 +95,10 @@ def _period(column: str) -> str:
         f"length({column}) = 7 AND substr({column}, 5, 1) = '-' "
         f"AND substr({column}, 6) BETWEEN '01' AND '12'"
     )
+
+
+def _one_of(column: str, words: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(w) for w in words)})"
 
 
 def _now() -> Column:
@@ -115,8 +144,7 @@ results = Table(
     "ledger_results",
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
-    Column("result_key", String(70), nullable=False, unique=True),
-    Column("content_hash", String(64), nullable=False),
+    Column("result_key", String(70), ForeignKey("ids.key"), nullable=False, unique=True),
     Column("status", String(8), nullable=False),
     Column("settlement_id", String(64), nullable=False),
     Column("reversal_id", String(64)),
@@ -133,7 +161,6 @@ results = Table(
     _now(),
     # A settlement is priced once and reversed at most once.
     UniqueConstraint("settlement_id", "status"),
-    CheckConstraint("length(content_hash) = 64", name="content_hash"),
     CheckConstraint(
         "(status = 'priced' AND result_key = 'S:' || settlement_id AND reversal_id IS NULL"
         " AND filed IS NOT NULL AND cap_reached IS NOT NULL)"
@@ -261,4 +288,110 @@ reconciliations = Table(
         name="action",
     ),
     Index(None, "period", "province"),
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# One key per settlement or reversal id: the API's claim, the stream's take, the ledger's result
+
+ids = Table(
+    "ids",
+    metadata,
+    Column("key", String(70), primary_key=True),
+    Column("content_hash", String(64)),
+    Column("source", String(300), ForeignKey("stream_results.source"), unique=True),
+    Column("hospital_id", String(64)),
+    Column("claimed_ms", BigInteger),
+    Column("claim_hash", String(64)),
+    Column("claim_source", String(300)),
+    CheckConstraint(
+        "substr(\"key\", 1, 2) IN ('S:', 'R:') AND length(\"key\") BETWEEN 3 AND 66", name="key"
+    ),
+    CheckConstraint(
+        "(content_hash IS NULL AND source IS NULL)"
+        " OR (content_hash IS NOT NULL AND source IS NOT NULL AND length(content_hash) = 64)",
+        name="taken",
+    ),
+    CheckConstraint(
+        "(hospital_id IS NULL AND claimed_ms IS NULL AND claim_hash IS NULL"
+        " AND claim_source IS NULL)"
+        " OR (hospital_id IS NOT NULL AND claimed_ms IS NOT NULL AND claim_hash IS NOT NULL"
+        " AND length(claim_hash) = 64)",
+        name="claim",
+    ),
+)
+
+# ---------------------------------------------------------------------------------------------
+# The stream's pricing state
+
+stream_results = Table(
+    "stream_results",
+    metadata,
+    Column("source", String(300), primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("message", LargeBinary, nullable=False),
+    CheckConstraint(_one_of("status", RESULT_STATUSES), name="status"),
+)
+
+stream_filings = Table(
+    "stream_filings",
+    metadata,
+    Column("source", String(300), ForeignKey("stream_results.source"), primary_key=True),
+    Column("person_id", String(64), nullable=False, index=True),
+    Column("filing", LargeBinary, nullable=False),
+)
+
+stream_accumulators = Table(
+    "stream_accumulators",
+    metadata,
+    Column("person_id", String(64), primary_key=True),
+    Column("year", Integer, primary_key=True),
+    Column("kind", String(16), primary_key=True),
+    Column("fund_paid", BigInteger, nullable=False),
+    Column("deductible_used", BigInteger, nullable=False),
+    CheckConstraint(_one_of("kind", ACCUMULATOR_KINDS), name="kind"),
+    CheckConstraint("fund_paid >= 0 AND deductible_used >= 0", name="non_negative"),
+)
+
+stream_priced = Table(
+    "stream_priced",
+    metadata,
+    Column("settlement_id", String(64), primary_key=True),
+    Column("person_id", String(64), nullable=False),
+    Column("year", Integer, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("result", LargeBinary, nullable=False),
+    Column("reversed", Boolean, nullable=False),
+    CheckConstraint(_one_of("kind", ACCUMULATOR_KINDS), name="kind"),
+)
+
+# ---------------------------------------------------------------------------------------------
+# Who may call: hospitals (the submission API), operators and viewers (the dashboard)
+
+credentials = Table(
+    "credentials",
+    metadata,
+    Column("kind", String(8), primary_key=True),
+    Column("id", String(64), primary_key=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint(_one_of("kind", PRINCIPAL_KINDS), name="kind"),
+    CheckConstraint("length(id) BETWEEN 1 AND 64", name="id_length"),
+    CheckConstraint("length(token_hash) = 64", name="token_hash"),
+)
+
+# ---------------------------------------------------------------------------------------------
+# The dashboard's log of operator actions
+
+operator_actions = Table(
+    "dashboard_operator_actions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("operator", String(64), nullable=False),
+    Column("action", String(16), nullable=False),
+    Column("period", String(7), nullable=False),
+    Column("outcome", String(500), nullable=False),
+    CheckConstraint(_one_of("action", OPERATOR_ACTIONS), name="action"),
+    CheckConstraint(_period("period"), name="period_format"),
 )

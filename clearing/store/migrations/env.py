@@ -1,6 +1,7 @@
-"""Alembic environment of the ledger: the connection handed in by `clearing.ledger.db.upgrade`,
-else an engine on CLEARING_DB_URL (or the default SQLite file). No logging setup here: the
-ledger runs inside other programs, whose logging is theirs.
+"""Alembic environment of the product's database: the connection handed in by
+`clearing.store.db.upgrade` (which holds the migration lock), else an engine on CLEARING_DB_URL
+(or the default SQLite file). No logging setup here: the store runs inside other programs, whose
+logging is theirs.
 """
 
 from __future__ import annotations
@@ -8,8 +9,14 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection
 
-from clearing.ledger.db import VERSION_TABLE, make_engine
-from clearing.ledger.schema import metadata
+from clearing.store.db import (
+    VERSION_TABLE,
+    check_foreign_keys,
+    make_engine,
+    migration_engine,
+    migration_lock,
+)
+from clearing.store.schema import metadata
 
 
 def run(connection: Connection) -> None:
@@ -17,7 +24,6 @@ def run(connection: Connection) -> None:
         connection=connection,
         target_metadata=metadata,
         version_table=VERSION_TABLE,
-        render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
     )
     with context.begin_transaction():
@@ -41,9 +47,11 @@ if context.is_offline_mode():
 elif (connection := context.config.attributes.get("connection")) is not None:
     run(connection)
 else:
-    engine = make_engine(context.config.get_main_option("sqlalchemy.url"))
+    engine = migration_engine(context.config.get_main_option("sqlalchemy.url"))
     try:
         with engine.begin() as conn:
+            migration_lock(conn)
             run(conn)
+            check_foreign_keys(conn)
     finally:
         engine.dispose()

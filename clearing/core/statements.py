@@ -1,12 +1,21 @@
-"""Issued statements onto the clearing topic and, each province's part, onto its feed."""
+"""An issued statement as it is published: whole on the clearing topic, and to each province
+its own part on its feed. Pure: the messages are built here and sent by whoever has a broker."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Protocol
 
 import orjson
 
-from clearing.topics import Topics
+
+class StatementTopics(Protocol):
+    """Where statements go (`clearing.topics.Topics`)."""
+
+    @property
+    def clearing(self) -> str: ...
+
+    def feed(self, province: str) -> str: ...
 
 
 def province_view(statement: Mapping, province: str) -> dict:
@@ -24,7 +33,7 @@ def province_view(statement: Mapping, province: str) -> dict:
 
 
 def statement_messages(
-    topics: Topics, statements: Iterable[Mapping]
+    topics: StatementTopics, statements: Iterable[Mapping]
 ) -> list[tuple[str, bytes, bytes]]:
     """(topic, key, value) of every message that publishes the statements."""
     out = []
@@ -35,20 +44,3 @@ def statement_messages(
             body = orjson.dumps(province_view(statement, province))
             out.append((topics.feed(province), key, body))
     return out
-
-
-def publish_statements(bootstrap: str, topics: Topics, statements: Iterable[Mapping]) -> int:
-    from clearing.kafka_clients import producer
-
-    kafka = producer(bootstrap)
-    try:
-        futures = [
-            kafka.send(topic, key=key, value=value)
-            for topic, key, value in statement_messages(topics, statements)
-        ]
-        kafka.flush()
-        for future in futures:
-            future.get(timeout=30)
-    finally:
-        kafka.close()
-    return len(futures)

@@ -1,8 +1,7 @@
 """Initial ledger schema: tables, CHECKs, and the triggers no CHECK can express.
 
-A frozen copy of `clearing.ledger.schema` as it was at this revision (later revisions change it
-by their own steps); `tests/unit/ledger/test_ledger_schema.py` keeps model and migrations
-equal.
+A frozen copy of the ledger's model as it was at this revision (later revisions change it by
+their own steps); `tests/unit/store/test_migrations.py` keeps model and migrations equal.
 
 Revision ID: 0001
 Revises:

@@ -1,0 +1,315 @@
+"""Where the product's database lives and how to reach it: the URL, the engines, the migrations.
+
+SQLite (the default, a file under CLEARING_HOME) runs in WAL mode with foreign keys on, and every
+transaction takes the write lock up front (BEGIN IMMEDIATE): a read-then-write transaction would
+otherwise fail on the lock upgrade when two processes write. PostgreSQL runs READ COMMITTED;
+the ledger takes the row locks it needs (see `clearing.ledger.periods`).
+
+Every table is created and changed by the Alembic migrations (`migrations/versions`), never by
+`create_all`. `open_engine` migrates the database to the newest revision before handing out an
+engine, so any process may be the first to open a fresh database. The migrations run once, under
+a lock held for their whole transaction: an exclusive transaction on SQLite, an advisory lock on
+PostgreSQL. Several workers starting together on a fresh database queue there; the first
+migrates and the others find the schema at its newest revision.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import (
+    ARRAY,
+    Connection,
+    Engine,
+    Insert,
+    Table,
+    bindparam,
+    create_engine,
+    event,
+    func,
+    insert,
+    make_url,
+    select,
+    text,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+
+from clearing.config import settings
+
+HERE = Path(__file__).resolve().parent
+# The name revision 0001 gave it (when only the ledger was migrated); kept so that databases
+# made then are recognised.
+VERSION_TABLE = "ledger_alembic_version"
+# Any constant: serialises concurrent migrations of one PostgreSQL database.
+MIGRATION_LOCK = 0x6C656467
+
+
+class MigrationError(RuntimeError):
+    """The migrations left the database inconsistent; nothing of them was committed."""
+
+
+def clearing_home() -> Path:
+    return settings().home
+
+
+def default_url() -> str:
+    """`CLEARING_DB_URL`, else the SQLite file `${CLEARING_HOME}/ledger.sqlite`."""
+    url = settings().db_url
+    if url:
+        return url
+    home = clearing_home()
+    home.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{home / 'ledger.sqlite'}"
+
+
+def normalize_url(url: str) -> str:
+    """Plain `postgresql://` (or `postgres://`) URLs use psycopg 3, the driver we ship."""
+    parsed = make_url(url.replace("postgres://", "postgresql://", 1))
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def safe_url(url: str) -> str:
+    """The URL with its password masked, for messages."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def url_of(engine: Engine) -> str:
+    return engine.url.render_as_string(hide_password=False)
+
+
+def _in_memory(url: str) -> bool:
+    parsed = make_url(url)
+    return parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:")
+
+
+def make_engine(
+    url: str | None = None,
+    *,
+    begin_immediate: bool = True,
+    exclusive: bool = False,
+    foreign_keys: bool = True,
+) -> Engine:
+    """An engine on the database, as it is (see `open_engine` for one migrated first).
+
+    On SQLite every transaction begins IMMEDIATE (it takes the write lock up front, so two
+    writers queue instead of failing half-way); `begin_immediate=False` gives a reader that
+    autocommits each statement and never waits behind a writer's transaction; `exclusive`
+    begins EXCLUSIVE (no other connection reads or writes meanwhile); `foreign_keys=False` is
+    for the migrations only.
+    """
+    url = normalize_url(url or default_url())
+    if make_url(url).get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True)
+    engine = create_engine(url, connect_args={"timeout": 60, "isolation_level": None})
+    enforce = "ON" if foreign_keys else "OFF"
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_connection, _record) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA busy_timeout=60000")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute(f"PRAGMA foreign_keys={enforce}")
+        cursor.close()
+
+    begin = "EXCLUSIVE" if exclusive else "IMMEDIATE" if begin_immediate else None
+    if begin is not None:
+
+        @event.listens_for(engine, "begin")
+        def _begin_locked(connection) -> None:
+            connection.exec_driver_sql(f"BEGIN {begin}")
+
+    return engine
+
+
+def read_engine(engine: Engine) -> Engine:
+    """An engine for reads that take no lock: for SQLite a second engine on the same file that
+    autocommits (no `BEGIN IMMEDIATE`); elsewhere the engine itself."""
+    url = url_of(engine)
+    if engine.url.get_backend_name() != "sqlite" or _in_memory(url):
+        return engine
+    return make_engine(url, begin_immediate=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Migrations
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    cfg = Config(str(HERE / "alembic.ini"))
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+@functools.cache
+def head_revision() -> str | None:
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
+        return context.get_current_revision()
+
+
+def upgrade(target: Engine | str, revision: str = "head") -> str | None:
+    """Runs the migrations up to `revision` in one transaction, under the migration lock;
+    returns the revision reached. Concurrent callers queue on the lock, and the later ones find
+    nothing left to do.
+
+    SQLite: an engine of its own whose transaction begins EXCLUSIVE, with foreign keys off while
+    revisions rebuild tables (SQLite changes constraints only by copying a table); every foreign
+    key is checked before the commit instead. PostgreSQL: `pg_advisory_xact_lock`, released by
+    the commit.
+    """
+    url = normalize_url(target if isinstance(target, str) else url_of(target))
+    if _in_memory(url) and isinstance(target, Engine):
+        engine, own = target, False
+    else:
+        engine, own = migration_engine(url), True
+    try:
+        with engine.begin() as conn:
+            migration_lock(conn)
+            command.upgrade(alembic_config(conn), revision)
+            check_foreign_keys(conn)
+        return current_revision(engine)
+    finally:
+        if own:
+            engine.dispose()
+
+
+def migration_engine(url: str | None = None) -> Engine:
+    """The engine migrations run on: on SQLite, transactions begin EXCLUSIVE and foreign keys
+    are off (revisions rebuild tables); `check_foreign_keys` checks them before the commit."""
+    return make_engine(url, exclusive=True, foreign_keys=False)
+
+
+def migration_lock(conn: Connection) -> None:
+    """Takes the migration lock for the rest of the transaction (SQLite: its EXCLUSIVE begin)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+
+
+def check_foreign_keys(conn: Connection) -> None:
+    if conn.dialect.name == "sqlite":
+        broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+        if broken:
+            raise MigrationError(f"foreign keys broken by the migration: {broken[:5]}")
+
+
+def migrate(engine: Engine) -> str | None:
+    """Brings the database to the newest revision unless it is there already (one read)."""
+    if current_revision(engine) == head_revision():
+        return head_revision()
+    return upgrade(engine)
+
+
+def open_engine(url: str | None = None, *, begin_immediate: bool = True) -> Engine:
+    """An engine on the database, migrated to the newest revision first (see `make_engine`)."""
+    engine = make_engine(url, begin_immediate=begin_immediate)
+    try:
+        migrate(engine)
+    except BaseException:
+        engine.dispose()
+        raise
+    return engine
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing many rows
+
+
+def dialect_insert(conn: Connection, table: Table) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT that knows ON CONFLICT, for either database."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table)
+
+
+def insert_rows(
+    conn: Connection,
+    table: Table,
+    rows: Sequence[dict[str, Any]],
+    on_conflict: Callable[[Any], Insert] | None = None,
+    *,
+    count: bool = False,
+) -> int | None:
+    """Inserts many rows (all with the same keys), `on_conflict` applied to the INSERT. With
+    `count`, returns how many rows it wrote (inserted, or updated by an ON CONFLICT DO UPDATE).
+
+    PostgreSQL gets one statement over `unnest` of one array per column: its statement-level
+    triggers run once and the driver binds one parameter per column, where an executemany
+    would send a statement per row. SQLite runs an executemany, which costs little there.
+    """
+    if not rows:
+        return 0
+    statement = dialect_insert(conn, table)
+    if conn.dialect.name == "postgresql":
+        columns = list(rows[0])
+        arrays = [
+            bindparam(f"{name}_all", [row[name] for row in rows], ARRAY(table.c[name].type))
+            for name in columns
+        ]
+        source = func.unnest(*arrays).table_valued(*columns).render_derived("source")
+        statement = statement.from_select(columns, select(source))
+        if on_conflict is not None:
+            statement = on_conflict(statement)
+        if count:  # the driver's rowcount of an INSERT ... SELECT is not reliable
+            return len(conn.execute(statement.returning(*table.primary_key.columns)).all())
+        conn.execute(statement)
+        return None
+    done = conn.execute(on_conflict(statement) if on_conflict else statement, list(rows))
+    return done.rowcount if count else None
+
+
+def bulk_insert(conn: Connection, table: Table, rows: list[dict], suffix: str = "") -> int:
+    """Inserts many rows with the same keys; returns the rows written. On SQLite straight through
+    the driver's executemany: SQLAlchemy's per-row parameter processing costs more than
+    SQLite's insert. Values must already be what the driver stores (str, int, bytes, bool,
+    None). `suffix` (SQLite only) is appended to the statement, e.g. an ON CONFLICT clause."""
+    if not rows:
+        return 0
+    if conn.dialect.name != "sqlite":
+        return conn.execute(insert(table), rows).rowcount
+    columns = list(rows[0])
+    sql = (
+        f"INSERT INTO {table.name} ({', '.join(columns)}) "
+        f"VALUES ({', '.join('?' * len(columns))}){suffix}"
+    )
+    return conn.exec_driver_sql(sql, [tuple(row[c] for c in columns) for row in rows]).rowcount
+
+
+def bulk_update(
+    conn: Connection, table: Table, keys: Sequence[str], values: Sequence[str], rows: list[tuple]
+) -> None:
+    """`UPDATE table SET values... WHERE keys...` for each row (values first, then keys)."""
+    if not rows:
+        return
+    setting = ", ".join(f"{name} = ?" for name in values)
+    where = " AND ".join(f"{name} = ?" for name in keys)
+    sql = f"UPDATE {table.name} SET {setting} WHERE {where}"
+    if conn.dialect.paramstyle != "qmark":
+        sql = sql.replace("?", "%s")
+    conn.exec_driver_sql(sql, rows)
+
+
+def chunks(values: Iterable, size: int = 500) -> Iterator[list]:
+    """Slices of at most `size`, to keep every statement under both databases' bound-parameter
+    limits."""
+    batch: list = []
+    for value in values:
+        batch.append(value)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
