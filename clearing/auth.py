@@ -17,12 +17,15 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TypeVar
 
-from sqlalchemy import Engine, delete, insert, select
+from sqlalchemy import Delete, Engine, Select, Update, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from clearing.core.errors import InputError
 from clearing.store.schema import PRINCIPAL_KINDS, credentials
+
+_Filterable = TypeVar("_Filterable", Select[tuple[str]], Delete, Update)
 
 KINDS = PRINCIPAL_KINDS
 ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -107,5 +110,5 @@ def authenticate(engine: Engine, token: str, kinds: Iterable[str] = KINDS) -> Pr
     return Principal(row.kind, row.id) if row.kind in set(kinds) else None
 
 
-def _where(statement, kind: str, principal_id: str):
+def _where(statement: _Filterable, kind: str, principal_id: str) -> _Filterable:
     return statement.where(credentials.c.kind == kind, credentials.c.id == principal_id)

@@ -3,10 +3,12 @@ its own part on its feed. Pure: the messages are built here and sent by whoever 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Protocol
 
 import orjson
+
+from clearing.core.jsonish import JSONMapping, JSONObject
 
 
 class StatementTopics(Protocol):
@@ -18,7 +20,7 @@ class StatementTopics(Protocol):
     def feed(self, province: str) -> str: ...
 
 
-def province_view(statement: Mapping, province: str) -> dict:
+def province_view(statement: JSONMapping, province: str) -> JSONObject:
     """What one province receives: its obligations, its net position, its transfers."""
     return {
         "type": "statement",
@@ -33,7 +35,7 @@ def province_view(statement: Mapping, province: str) -> dict:
 
 
 def statement_messages(
-    topics: StatementTopics, statements: Iterable[Mapping]
+    topics: StatementTopics, statements: Iterable[JSONMapping]
 ) -> list[tuple[str, bytes, bytes]]:
     """(topic, key, value) of every message that publishes the statements."""
     out = []

@@ -56,7 +56,7 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--db", metavar="URL", help="database (default: CLEARING_DB_URL, else the ledger's)"
@@ -65,19 +65,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "credentials", help="bearer tokens of hospitals, operators and viewers"
     )
     commands = parser.add_subparsers(dest="credentials_command", required=True, metavar="ACTION")
-    kind = {"choices": auth.KINDS, "help": "hospital (API), operator or viewer (dashboard)"}
+    kinds = list(auth.KINDS)
+    kind_help = "hospital (API), operator or viewer (dashboard)"
 
     adding = commands.add_parser("add", parents=[common], help="make a token and print it once")
-    adding.add_argument("--kind", required=True, **kind)
+    adding.add_argument("--kind", required=True, choices=kinds, help=kind_help)
     adding.add_argument("id", help="the hospital_id, or the operator's or viewer's name")
     adding.add_argument("--replace", action="store_true", help="rotate an existing token")
     adding.set_defaults(func=_add)
 
     revoking = commands.add_parser("revoke", parents=[common], help="remove a token")
-    revoking.add_argument("--kind", required=True, **kind)
+    revoking.add_argument("--kind", required=True, choices=kinds, help=kind_help)
     revoking.add_argument("id")
     revoking.set_defaults(func=_revoke)
 
     listing = commands.add_parser("list", parents=[common], help="who has a token, since when")
-    listing.add_argument("--kind", **kind)
+    listing.add_argument("--kind", choices=kinds, help=kind_help)
     listing.set_defaults(func=_list)

@@ -7,6 +7,7 @@ statements, write `results.jsonl` and `statement-YYYY-MM.json`, stop the workers
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 import time
@@ -17,6 +18,7 @@ import orjson
 
 from clearing.config import settings
 from clearing.core.errors import ClearingError, UnavailableError
+from clearing.core.jsonish import JSONObject
 from clearing.core.periods import CLEARED
 from clearing.kafka_clients import admin_client
 from clearing.ledger import cycle
@@ -93,7 +95,7 @@ class RunSummary:
     periods: list[str]
     replays: int
     web_port: int | None
-    statements: dict[str, dict] = field(default_factory=dict, repr=False)
+    statements: dict[str, JSONObject] = field(default_factory=dict, repr=False)
     # Still running only when the run was asked to keep them (`keep_workers`).
     workers: list[Worker] = field(default_factory=list, repr=False)
 
@@ -190,23 +192,25 @@ def wait_for_results(
 
 
 def close_periods(
-    bootstrap: str, topics: Topics, db_url: str, results: list[dict]
-) -> dict[str, dict]:
+    bootstrap: str, topics: Topics, db_url: str, results: list[JSONObject]
+) -> dict[str, JSONObject]:
     """Closes and issues every period with cleared results (oldest first), as `clearing period
     close --force` and `clearing period issue --republish` do; publishes each statement (again
     when an earlier run on this ledger issued it: these topics may be new)."""
     periods = sorted({r["period"] for r in results if r.get("status") in CLEARED})
-    statements: dict[str, dict] = {}
+    statements: dict[str, JSONObject] = {}
     with Ledger(db_url) as ledger, cycle.kafka_publisher(bootstrap, topics) as publisher:
         for period in periods:
             _, issued = cycle.close_and_issue(
                 ledger, period, publisher, force=True, republish=True
             )
+            if issued.statement is None:  # an issued period always carries its statement
+                raise ClearingError(f"period {period} was issued without a statement")
             statements[period] = issued.statement
     return statements
 
 
-def write_outputs(out: Path, results: RunResults, statements: dict[str, dict]) -> None:
+def write_outputs(out: Path, results: RunResults, statements: dict[str, JSONObject]) -> None:
     with open(out / "results.jsonl", "wb") as handle:
         for line in sorted(results.by_line):
             handle.write(orjson.dumps(spec_view(orjson.loads(results.by_line[line]))) + b"\n")
@@ -215,7 +219,7 @@ def write_outputs(out: Path, results: RunResults, statements: dict[str, dict]) -
         path.write_bytes(orjson.dumps(statement, option=orjson.OPT_INDENT_2) + b"\n")
 
 
-def run_command(args) -> int:
+def run_command(args: argparse.Namespace) -> int:
     config = RunConfig(
         refdata=Path(args.refdata),
         events=Path(args.events),

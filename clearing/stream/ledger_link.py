@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from sqlalchemy import Connection, Engine
 
+from clearing.core.jsonish import JSONObject
 from clearing.ledger import store
 
 
@@ -19,7 +20,7 @@ def open_database(url: str | None = None) -> Engine:
     return store.shared_ledger(url).engine
 
 
-def record_results(conn: Connection, results: Sequence[dict]) -> list[dict]:
+def record_results(conn: Connection, results: Sequence[JSONObject]) -> list[JSONObject]:
     """Records priced and reversed results in the caller's transaction; returns the prepayment
     alerts they raised. Idempotent per business key (S:<sid>/R:<rid>)."""
     if not results:

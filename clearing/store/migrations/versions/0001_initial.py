@@ -10,6 +10,8 @@ Create Date: 2026-11-26
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -37,7 +39,7 @@ APPEND_ONLY = (
 )
 
 
-def _recorded_at() -> sa.Column:
+def _recorded_at() -> sa.Column[Any]:
     return sa.Column(
         "recorded_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
     )

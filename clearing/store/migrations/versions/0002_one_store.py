@@ -30,8 +30,11 @@ Create Date: 2026-12-03
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.schema import SchemaItem
 
 revision = "0002"
 down_revision = "0001"
@@ -98,7 +101,7 @@ INDEXES: dict[str, list[tuple[str, ...]]] = {
 }
 
 
-def _columns(table: str) -> list[sa.Column]:
+def _columns(table: str) -> list[sa.Column[Any]]:
     """New column objects every call: a column belongs to one table."""
     binary = sa.LargeBinary
     if table == "stream_results":
@@ -150,7 +153,7 @@ PRIMARY_KEYS = {
 }
 
 
-def _elements(table: str) -> list[sa.SchemaItem]:
+def _elements(table: str) -> list[SchemaItem]:
     return [
         *_columns(table),
         _pk(table, *PRIMARY_KEYS[table]),
@@ -164,7 +167,7 @@ def _elements(table: str) -> list[sa.SchemaItem]:
     ]
 
 
-def _ids_elements() -> list[sa.SchemaItem]:
+def _ids_elements() -> list[SchemaItem]:
     t = "ids"
     return [
         sa.Column("key", sa.String(70), nullable=False),
@@ -195,7 +198,7 @@ def _ids_elements() -> list[sa.SchemaItem]:
     ]
 
 
-def _credentials_elements() -> list[sa.SchemaItem]:
+def _credentials_elements() -> list[SchemaItem]:
     t = "credentials"
     return [
         sa.Column("kind", sa.String(8), nullable=False),
@@ -210,7 +213,7 @@ def _credentials_elements() -> list[sa.SchemaItem]:
     ]
 
 
-def _ledger_results_elements() -> list[sa.SchemaItem]:
+def _ledger_results_elements() -> list[SchemaItem]:
     """`ledger_results` of revision 0001 without `content_hash`, its key referencing `ids`."""
     t = "ledger_results"
     return [
@@ -295,7 +298,7 @@ def _create_indexes(table: str) -> None:
         op.create_index(op.f(f"ix_{table}_{'_'.join(columns)}"), table, list(columns))
 
 
-def _rebuild_sqlite(table: str, elements: list[sa.SchemaItem], columns: list[str]) -> None:
+def _rebuild_sqlite(table: str, elements: list[SchemaItem], columns: list[str]) -> None:
     """SQLite: `table` rebuilt with `elements`, keeping `columns` of every row, its triggers and
     those of other tables that name it."""
     bind = op.get_bind()
@@ -306,7 +309,8 @@ def _rebuild_sqlite(table: str, elements: list[sa.SchemaItem], columns: list[str
     for name, _sql in triggers:
         op.execute(f"DROP TRIGGER {name}")
     for index in sa.inspect(bind).get_indexes(table):
-        op.drop_index(index["name"], table_name=table)
+        if index["name"] is not None:
+            op.drop_index(index["name"], table_name=table)
     temporary = f"{table}__0002"
     op.create_table(temporary, *elements)
     listed = ", ".join(columns)
@@ -339,10 +343,10 @@ def _reshape(table: str, existing: set[str]) -> None:
             op.f(f"fk_{table}_{column}"), table, target, [column], [target_column]
         )
     present = {index["name"] for index in inspector.get_indexes(table)}
-    for columns in INDEXES.get(table, []):
-        name = f"ix_{table}_{'_'.join(columns)}"
+    for indexed in INDEXES.get(table, []):
+        name = f"ix_{table}_{'_'.join(indexed)}"
         if name not in present:
-            op.create_index(op.f(name), table, list(columns))
+            op.create_index(op.f(name), table, list(indexed))
 
 
 # ---------------------------------------------------------------------------------------------
