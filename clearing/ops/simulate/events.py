@@ -4,6 +4,7 @@ filings, medical-assistance records, and reversals."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from random import Random
 from typing import Any
 
@@ -100,6 +101,16 @@ def assistance_event(assistance_id: str, person_id: str, aid: Aid) -> dict[str, 
     }
 
 
+@dataclass(frozen=True, slots=True)
+class Shape:
+    """What a planted settlement fixes instead of drawing: the admission (or visit) day, the
+    first diagnosis code, the items."""
+
+    admitted: int | None = None
+    diagnosis: str | None = None
+    items: list[dict[str, Any]] | None = None
+
+
 class EventFactory:
     """Makes settlements and reversals, drawing on the stream's generator and clock."""
 
@@ -133,22 +144,35 @@ class EventFactory:
         return self.draws[mix].draw(self.rng, item_count(self.rng, kind, mix), hospital.factor)
 
     def settlement(
-        self, person: Person, kind: str, hospital: Hospital, local: int
+        self,
+        person: Person,
+        kind: str,
+        hospital: Hospital,
+        local: int,
+        shape: Shape | None = None,
     ) -> tuple[dict[str, Any], int, bool]:
-        """A valid settlement event, its admission day, and whether it is an emergency."""
+        """A valid settlement event, its admission day, and whether it is an emergency; what
+        `shape` gives (admission day, diagnosis, items) replaces what would be drawn."""
         rng = self.rng
+        shape = shape or Shape()
         profile = PROFILES[person.profile]
         heavy = profile.heavy
         emergency = rng.random() < self.emergency[kind]
-        items = self.items(kind, profile, hospital)
+        items = self.items(kind, profile, hospital) if shape.items is None else shape.items
         day = local // DAY
         admitted = day - (
             min(90, len(items) // 5 + rng.randint(0, 4)) if kind == "inpatient" else 0
         )
+        if shape.admitted is not None:
+            admitted = shape.admitted
+        elif person.last_day is not None and person.last_day <= day:
+            admitted = max(admitted, person.last_day)
         diagnoses = DIAGNOSES["heavy" if heavy else kind]
         diagnosis = [rng.choice(diagnoses)]
         if rng.random() < 0.15:
             diagnosis.append(rng.choice(DIAGNOSES[kind]))
+        if shape.diagnosis is not None:
+            diagnosis[0] = shape.diagnosis
         event: dict[str, Any] = {
             "type": "settlement",
             "schema_version": 1,

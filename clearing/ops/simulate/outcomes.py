@@ -62,7 +62,8 @@ def expected_assistance_class(
 @dataclass(slots=True)
 class Intent:
     """What a line is meant to become when priced; for a priced settlement, also the class
-    medical assistance applies with (None: it does not apply)."""
+    medical assistance applies with (None: it does not apply); on the line that completes a
+    planted monitoring case, the case (`clearing.ops.simulate.plants`)."""
 
     status: str
     reasons: list[str] = field(default_factory=list)
@@ -71,10 +72,12 @@ class Intent:
     invalid: str | None = None
     detail: str | None = None
     assistance_class: str | None = None
+    plant: dict[str, Any] | None = None
 
     def record(self, line: int) -> dict[str, Any]:
         out: dict[str, Any] = {"line": line, "status": self.status}
-        for key in ("reasons", "kind", "filed", "assistance_class", "invalid", "detail"):
+        keys = ("reasons", "kind", "filed", "assistance_class", "invalid", "detail", "plant")
+        for key in keys:
             value = getattr(self, key)
             if value not in (None, []):
                 out[key] = value

@@ -49,8 +49,9 @@ class Aid:
 
 @dataclass(slots=True)
 class Person:
-    """An insured person active in the stream, with the visits still to come and the
-    medical-assistance records registered for them so far."""
+    """An insured person active in the stream, with the visits still to come, the
+    medical-assistance records registered for them so far, and the day of their latest
+    settlement (a later stay is not admitted before it: one person is in one bed at a time)."""
 
     person_id: str
     home_region: str
@@ -60,6 +61,7 @@ class Person:
     remaining: int
     filing: Filing | None
     aids: list[Aid] = field(default_factory=list)
+    last_day: int | None = None
 
     def assistance_class(self, admitted: int) -> str | None:
         """The class of the records covering an admission: `A` over `B`, None without one."""

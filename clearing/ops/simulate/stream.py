@@ -19,7 +19,7 @@ from typing import Any
 from clearing.core.exact import line_amount
 from clearing.core.models.types import quantity_e4
 from clearing.ops.simulate.clock import DAY, Clock, Span, day_text, second_of_day, timestamp
-from clearing.ops.simulate.events import EventFactory, assistance_event, filing_event
+from clearing.ops.simulate.events import EventFactory, Shape, assistance_event, filing_event
 from clearing.ops.simulate.geography import NO_REFDATA_REGIONS, Atlas, Hospital
 from clearing.ops.simulate.history import History
 from clearing.ops.simulate.ids import Ids
@@ -27,6 +27,7 @@ from clearing.ops.simulate.jsonline import dump
 from clearing.ops.simulate.mutators import MUTATIONS, Mutation
 from clearing.ops.simulate.outcomes import Intent, expected_assistance_class, expected_reasons
 from clearing.ops.simulate.people import KINDS, PROFILES, Person, Population
+from clearing.ops.simulate.plants import PLANT_STEPS, Planter
 from clearing.ops.simulate.refdata import ItemCode, RefIndex
 from clearing.ops.simulate.weighted import WeightedTable
 
@@ -48,6 +49,18 @@ class Mix:
     exact_duplicate: float = 0.010
     conflicting_duplicate: float = 0.006
     invalid: float = 0.046
+    # Planted fund-safety cases (`plants`): each writes two or three lines.
+    overlapping_stays: float = 0.002
+    outpatient_during_stay: float = 0.002
+    quick_readmission: float = 0.002
+    duplicate_billing: float = 0.002
+    # ... and their near misses, which must not be flagged.
+    same_day_transfer: float = 0.002
+    late_or_other_readmission: float = 0.002
+    changed_rebill: float = 0.002
+    visit_on_stay_edge: float = 0.001
+    # Settlements and reversals of the one or two hospitals a period with many reversals.
+    high_reversal: float = 0.003
     amount_mismatch: float = 0.006  # of settlements, on top of the above
     emergency: dict[str, float] = field(
         default_factory=lambda: {"inpatient": 0.08, "outpatient": 0.04, "chronic": 0.01}
@@ -83,6 +96,11 @@ class Simulator:
         self.factory = EventFactory(rng, self.ids, self.clock, pool, mix.emergency)
         self.history = History(rng)
         self.recent_assistance: deque[str] = deque(maxlen=64)
+        # Lines already made that the next steps write (the rest of a planted case).
+        self.pending: deque[Line] = deque()
+        self.remaining = events  # lines still to write after the current one
+        # Priced settlements by (month, hospital_id): a few thousand counters at most.
+        self.priced_at: dict[tuple[str, str], int] = {}
         steps = [
             ("filing", mix.filing),
             ("assistance", mix.assistance),
@@ -97,11 +115,14 @@ class Simulator:
             ("exact_duplicate", mix.exact_duplicate),
             ("conflicting_duplicate", mix.conflicting_duplicate),
             ("invalid", mix.invalid),
+            *((name, getattr(mix, name)) for name in PLANT_STEPS),
         ]
         self.steps = WeightedTable.of([(name, w) for name, w in steps if w > 0])
         self.mutations: WeightedTable[tuple[str, Mutation, str]] = WeightedTable.of(
             [((t, m, base), w) for t, w, m, base in MUTATIONS]
         )
+        total = sum(w for _, w in steps if w > 0)
+        self.planter = Planter(self, mix.high_reversal / total if total else 0.0)
 
     @property
     def persons_made(self) -> int:
@@ -122,10 +143,15 @@ class Simulator:
             "exact_duplicate": self.step_exact_duplicate,
             "conflicting_duplicate": self.step_conflicting_duplicate,
             "invalid": self.step_invalid,
+            **{name: self.planter.step(name) for name in PLANT_STEPS},
         }
         for step in range(self.events):
             self.clock.advance(step)
-            yield handlers[self.steps.pick(self.rng)]()
+            self.remaining = self.events - step - 1
+            if self.pending:
+                yield self.pending.popleft()
+            else:
+                yield handlers[self.steps.pick(self.rng)]()
 
     # -- settlements -----------------------------------------------------------------------
 
@@ -133,7 +159,23 @@ class Simulator:
         self, person: Person, kind: str, hospital: Hospital, local: int, mismatch: bool = False
     ) -> Line:
         """Write a settlement for the person and work out its fate."""
-        event, admitted, emergency = self.factory.settlement(person, kind, hospital, local)
+        line, _ = self.settle_event(person, kind, hospital, local, mismatch)
+        return line
+
+    def settle_event(
+        self,
+        person: Person,
+        kind: str,
+        hospital: Hospital,
+        local: int,
+        mismatch: bool = False,
+        shape: Shape | None = None,
+        reversible: bool = True,
+    ) -> tuple[Line, dict[str, Any]]:
+        """A settlement for the person, its fate, and the event; one not `reversible` is never
+        offered to the reversal steps (its own planted case reverses it)."""
+        event, admitted, emergency = self.factory.settlement(person, kind, hospital, local, shape)
+        person.last_day = max(person.last_day or 0, local // DAY)
         covered = person.filing is not None and person.filing.covers(hospital.province, admitted)
         if mismatch:
             item = self.rng.choice(event["items"])
@@ -155,8 +197,12 @@ class Simulator:
         self.history.note_line("settlement", line)
         if reasons:
             self.history.note_rejected(settlement)
-            return line, Intent("rejected", reasons, kind)
-        self.history.note_priced(day_text(local // DAY)[:7], settlement, line)
+            return (line, Intent("rejected", reasons, kind)), event
+        month = day_text(local // DAY)[:7]
+        if reversible:
+            self.history.note_priced(month, settlement, line)
+        key = (month, hospital.hospital_id)
+        self.priced_at[key] = self.priced_at.get(key, 0) + 1
         assistance_class = expected_assistance_class(
             self.refs,
             kind=kind,
@@ -166,7 +212,8 @@ class Simulator:
             covering=person.assistance_class(admitted),
         )
         filed = emergency or covered
-        return line, Intent("priced", [], kind, filed, assistance_class=assistance_class)
+        intent = Intent("priced", [], kind, filed, assistance_class=assistance_class)
+        return (line, intent), event
 
     def mismatch(self) -> bool:
         return self.rng.random() < self.mix.amount_mismatch
