@@ -1,7 +1,8 @@
 """`python -m clearing.ops.demo` (`make demo`): one generated national month through the broker.
 
 Generates a bundle with `clearing.ops.simulate`, runs it end to end with `clearing run` (publish,
-workers, ledger, period close and issue) and prints what the month's statement says.
+workers, ledger, period close and issue) and prints what the month's statement says, and the
+fund-safety monitoring flags of the bundle by rule, worked out offline (`clearing flags`).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,9 +19,20 @@ from typing import Any
 import orjson
 
 from clearing.core.errors import ClearingError
+from clearing.core.models.flags import (
+    DuplicateBilling,
+    HighReversalRate,
+    OutpatientDuringStay,
+    OverlappingStays,
+    QuickReadmission,
+)
 from clearing.core.money import yuan
+from clearing.core.monitoring import Monitor
 from clearing.core.netting import due_of
+from clearing.core.pricer import Pricer
 from clearing.core.provinces import english as name
+from clearing.ops.bundle import event_lines, load_refdata
+from clearing.ops.flags import flag_lines
 
 DASHBOARD = "http://127.0.0.1:{port}/"
 
@@ -101,6 +114,35 @@ def describe(statement: Mapping[str, Any], top: int = 10) -> list[str]:
     return lines
 
 
+# The rules in the order of the monitoring module's docstring.
+RULES: tuple[str, ...] = tuple(
+    str(model.model_fields["rule"].default)
+    for model in (
+        OverlappingStays,
+        OutpatientDuringStay,
+        QuickReadmission,
+        DuplicateBilling,
+        HighReversalRate,
+    )
+)
+
+
+def flag_counts(refdata: Path, events: Path) -> Counter[str]:
+    """The bundle's monitoring flags by rule, as `clearing flags` raises them: every event
+    priced and shown to the monitor in order, then every period closed."""
+    lines = flag_lines(Pricer(load_refdata(refdata)), Monitor(), event_lines(events))
+    return Counter(str(orjson.loads(line)["rule"]) for line in lines)
+
+
+def describe_flags(counts: Mapping[str, int]) -> list[str]:
+    """The flags by rule, every rule listed (0 when none), the counts aligned."""
+    total = sum(counts.values())
+    rules = [*RULES, *sorted(set(counts) - set(RULES))]
+    lines = [f"Fund-safety monitoring: {total:,} flags (offline, `clearing flags`)"]
+    lines += [f"  {rule:<28}{counts.get(rule, 0):>10,}" for rule in rules]
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m clearing.ops.demo", description=__doc__)
     parser.add_argument("--events", type=int, default=20_000, help="events to generate")
@@ -150,6 +192,9 @@ def main(argv: list[str] | None = None) -> int:
         path = args.out / f"statement-{period}.json"
         print("\n".join(describe(orjson.loads(path.read_bytes()))))
         print()
+    counts = flag_counts(bundle / "refdata", bundle / "events.jsonl")
+    print("\n".join(describe_flags(counts)))
+    print()
     dashboard = DASHBOARD.format(port=summary.web_port or args.web_port)
     if args.serve:
         print(f"demo: dashboard at {dashboard} (metrics at {dashboard}metrics); Ctrl-C stops")

@@ -1,10 +1,27 @@
-"""The demo's statement summary: the split of what the home provinces owe, by payer."""
+"""The demo's statement summary: the split of what the home provinces owe, by payer; and the
+bundle's monitoring flags by rule."""
 
 from __future__ import annotations
 
+from collections import Counter
+from pathlib import Path
 from typing import Any
 
-from clearing.ops.demo import PayerSplit, describe, describe_split
+import orjson
+
+from clearing.core.monitoring import Monitor
+from clearing.core.pricer import Pricer
+from clearing.ops.bundle import event_lines, load_refdata
+from clearing.ops.demo import (
+    RULES,
+    PayerSplit,
+    describe,
+    describe_flags,
+    describe_split,
+    flag_counts,
+)
+from clearing.ops.flags import flag_lines
+from clearing.ops.simulate.bundle import generate_bundle
 
 
 def obligation(payer: str, payee: str, fund: int, **tiers: int) -> dict[str, Any]:
@@ -105,3 +122,30 @@ def test_a_statement_without_tiers_is_summarised_as_before() -> None:
     split = describe_split(PayerSplit(50_000, 0, 0, 50_000))
     assert text[text.index(split[0]) : text.index(split[0]) + len(split)] == split
     assert split[2].split()[-2] == "0.00" and split[4].split()[-2] == "500.00"
+
+
+def test_the_flags_are_printed_by_rule_every_rule_listed() -> None:
+    lines = describe_flags({"QUICK_READMISSION": 1_234, "HIGH_REVERSAL_RATE": 2})
+    assert lines[0].startswith("Fund-safety monitoring: 1,236 flags")
+    rows = {line.split()[0]: line.split()[1] for line in lines[1:]}
+    assert list(rows) == list(RULES)
+    assert rows == {
+        "OVERLAPPING_STAYS": "0",
+        "OUTPATIENT_DURING_STAY": "0",
+        "QUICK_READMISSION": "1,234",
+        "DUPLICATE_BILLING": "0",
+        "HIGH_REVERSAL_RATE": "2",
+    }
+    assert len({len(line) for line in lines[1:]}) == 1  # the counts end in one column
+
+
+def test_the_flag_counts_are_those_of_clearing_flags(tmp_path: Path) -> None:
+    generate_bundle(tmp_path, 3000, seed=5, period="2026-02")
+    counts = flag_counts(tmp_path / "refdata", tmp_path / "events.jsonl")
+    pricer, monitor = Pricer(load_refdata(tmp_path / "refdata")), Monitor()
+    expected = Counter(
+        orjson.loads(line)["rule"]
+        for line in flag_lines(pricer, monitor, event_lines(tmp_path / "events.jsonl"))
+    )
+    assert counts == expected and sum(counts.values()) > 0
+    assert describe_flags(counts)[0].startswith(f"Fund-safety monitoring: {sum(counts.values()):,}")
