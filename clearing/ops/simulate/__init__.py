@@ -4,7 +4,8 @@ A bundle has the public sample's form: `refdata/policies/*.json`, `refdata/catal
 `events.jsonl`. The events are mostly settlements that price cleanly, flowing from populous
 origin provinces to the big treatment provinces, plus every kind of trouble the clearinghouse
 must survive: unfiled visits, same-province claims, unknown and repeated reversals, exact and
-conflicting duplicates, and malformed lines of many sorts. Most policies carry the one-stop
+conflicting duplicates, and malformed lines of many sorts, and a few cases for fund-safety
+monitoring to flag (with near misses it must not). Most policies carry the one-stop
 settlement blocks (serious-illness insurance, medical assistance) and a few percent of persons
 are named for medical assistance by their home province, before some of their settlements.
 
@@ -19,8 +20,9 @@ The package's modules, from the bottom up: `weighted` (weighted picks), `geograp
 `refdata` (the generated policies and catalogs), `clock` (time and timestamps), `ids`,
 `people` (persons, filings and assistance records), `items` (the line items of a visit),
 `events` (valid events), `outcomes` (each line's intended fate), `mutators` (malformed lines),
-`history` (what later lines refer back to), `stream` (the `Simulator`), `bundle` (writing it
-all) and `cli` (`clearing simulate`).
+`history` (what later lines refer back to), `plants` (planted fund-safety monitoring cases and
+their near misses), `stream` (the `Simulator`), `bundle` (writing it all) and `cli`
+(`clearing simulate`).
 """
 
 from clearing.ops.simulate.bundle import generate_bundle

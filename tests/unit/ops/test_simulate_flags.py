@@ -12,6 +12,7 @@ import subprocess
 import sys
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -123,3 +124,13 @@ def test_a_planted_case_is_its_own_persons(bundle: Bundle) -> None:
         ids = flag.get("settlement_ids", [])
         if any(sid in planted for sid in ids):
             assert all(planted.get(sid) == flag["rule"] for sid in ids), flag
+
+
+def test_the_planted_cases_are_the_same_for_a_seed(tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    for out in (a, b):
+        generate_bundle(out, 3000, seed=SEED, period=PERIOD, intents=True)
+    for name in ("events.jsonl", "intents.jsonl"):
+        assert (a / name).read_bytes() == (b / name).read_bytes()
+    assert len((a / "events.jsonl").read_bytes().splitlines()) == 3000
+    assert b'"plant"' in (a / "intents.jsonl").read_bytes()
