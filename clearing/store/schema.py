@@ -27,8 +27,9 @@ A row with neither is an id known only from its ledger result (a results file lo
 `clearing ledger-load`). `ledger_results.result_key` references `ids.key`.
 
 The stream's pricing state (`stream_*`): every consumed event's result by source position, the
-filings, the per person-year-kind accumulators (never negative), the priced settlements a
-reversal may cancel. `credentials`: one bearer token per principal (hospital, operator, viewer),
+filings and assistance records, the per person-year-kind accumulators and the per person-year
+tier accumulators (never negative), the priced settlements a reversal may cancel (with the
+burden each counted). `credentials`: one bearer token per principal (hospital, operator, viewer),
 only its SHA-256 kept. `dashboard_operator_actions`: the log of the dashboard's Close and Issue.
 
 A CHECK passes when its condition is NULL, so every branch names the columns it needs NOT NULL.
@@ -80,7 +81,9 @@ AMOUNTS = (
 )
 PERIOD_STATES = ("open", "closed", "issued")
 LEGS = ("fund", "hospital")
-RESULT_STATUSES = ("invalid", "filed", "duplicate", "rejected", "priced", "reversed")
+RESULT_STATUSES = (
+    "invalid", "filed", "duplicate", "rejected", "priced", "reversed", "registered"
+)
 ACCUMULATOR_KINDS = ("inpatient", "outpatient", "chronic")
 PRINCIPAL_KINDS = ("hospital", "operator", "viewer")
 OPERATOR_ACTIONS = ("close", "issue")
@@ -362,7 +365,30 @@ stream_priced = Table(
     Column("kind", String(16), nullable=False),
     Column("result", LargeBinary, nullable=False),
     Column("reversed", Boolean, nullable=False),
+    # The `isp` the settlement added to its person-year's counted burden (tiers.md).
+    Column("counted_fen", BigInteger, nullable=False, server_default="0"),
     CheckConstraint(_one_of("kind", ACCUMULATOR_KINDS), name="kind"),
+)
+
+stream_assistance = Table(
+    "stream_assistance",
+    metadata,
+    Column("source", String(300), ForeignKey("stream_results.source"), primary_key=True),
+    Column("person_id", String(64), nullable=False, index=True),
+    Column("record", LargeBinary, nullable=False),
+)
+
+stream_tier_accumulators = Table(
+    "stream_tier_accumulators",
+    metadata,
+    Column("person_id", String(64), primary_key=True),
+    Column("year", Integer, primary_key=True),
+    Column("burden", BigInteger, nullable=False),
+    Column("critical_paid", BigInteger, nullable=False),
+    Column("assistance_paid", BigInteger, nullable=False),
+    CheckConstraint(
+        "burden >= 0 AND critical_paid >= 0 AND assistance_paid >= 0", name="non_negative"
+    ),
 )
 
 # ---------------------------------------------------------------------------------------------
