@@ -122,3 +122,32 @@ def test_replaying_a_batch_changes_nothing(db_url: str, sample) -> None:
         assert snapshot(proc) == before
     finally:
         engine.dispose()
+
+
+def test_feeds_get_the_tier_results_with_their_tier_fields(tmp_path, sample) -> None:
+    """A feed message is the result's own message: the tier fields travel with it to the home
+    and the hospital province; an assistance record's `registered` result goes to no feed."""
+    import orjson
+
+    from clearing.stream.handlers import RouteHandler
+    from clearing.topics import Topics
+
+    lines, refdata = sample
+    engine = open_engine(f"sqlite:///{tmp_path / 'feeds.sqlite'}")
+    try:
+        emits = BatchProcessor(engine, lambda: refdata).process(records(lines)).emits
+    finally:
+        engine.dispose()
+    route = RouteHandler(Topics("p"))
+    tiered = [e for e in emits if e.result.get("due_fen") is not None]
+    assert any(e.result["critical_pay_fen"] or e.result["assistance_pay_fen"] for e in tiered)
+    for emit in tiered:
+        message = orjson.loads(emit.message)
+        assert {k: message[k] for k in ("critical_pay_fen", "assistance_pay_fen", "due_fen")} == {
+            k: emit.result[k] for k in ("critical_pay_fen", "assistance_pay_fen", "due_fen")
+        }
+        assert route.feeds(emit.result) == [
+            f"p.feed.{emit.result['payer']}",
+            f"p.feed.{emit.result['payee']}",
+        ]
+    assert all(route.feeds(e.result) == [] for e in emits if e.status == "registered")
