@@ -226,3 +226,9 @@ def test_the_statement_command_splits_the_due_by_payer(recorded, capsys, monkeyp
     }  # fmt: skip
     assert sums == {("410000", "110000"): (5_000, 1_500, 600, 7_100),
                     ("320000", "110000"): (1_000, 0, 0, 1_000)}  # fmt: skip
+
+
+def test_prepayment_alerts_are_on_the_due(ledger) -> None:
+    """No prepayment: the home province's first net debit alerts, at the whole due (7100)."""
+    (outcome,) = ledger.record_results([S1])
+    assert [(a.province, a.net_debit_fen) for a in outcome.alerts] == [("410000", 7_100)]
