@@ -3,9 +3,12 @@
 They make running positions and prepayment usage cost O(accounts) per batch; closing a period
 checks them against the postings and the results (`periods.check_totals`).
 
-Accounts are `fund:<province>` and `hospital:<hospital_id>`. Leg `fund` moves the fund share
-from the home fund to the treating fund, leg `hospital` from the treating fund to its hospital,
-so a province's net position is its `fund`-leg balance (credits - debits).
+Accounts are `<payer kind>:<province>` — `fund` (the basic fund), `critical` (the
+serious-illness insurer), `assistance` (the medical-assistance fund) — and
+`hospital:<hospital_id>`. The leg of each payer kind moves that payer's share of a result from the
+home province's account to the treating fund; leg `hospital` moves the due (the sum of the
+shares) from the treating fund to its hospital. So a province's net position (on `due_fen`) is
+the balance (credits - debits) of its payer accounts on the payer legs.
 """
 
 from __future__ import annotations
@@ -15,13 +18,18 @@ from collections.abc import Iterable, Mapping, Sequence
 from sqlalchemy import Connection, func, select
 
 from clearing.store.db import insert_rows
-from clearing.store.schema import balances, periods
+from clearing.store.schema import PAYER_KINDS, balances, periods
 
 Key = tuple[str, str, str]  # (clearing_period, account_id, leg)
 
 
 def fund_account(province: str) -> str:
     return f"fund:{province}"
+
+
+def payer_account(kind: str, province: str) -> str:
+    """The account of a home-side payer (`fund`, `critical` or `assistance`) of a province."""
+    return f"{kind}:{province}"
 
 
 def hospital_account(hospital_id: str) -> str:
@@ -66,7 +74,7 @@ def positions(
 ) -> dict[str, int]:
     """Net position (received - paid) per province in `period`, or over every open period."""
     net = func.sum(balances.c.credits_fen - balances.c.debits_fen)
-    query = select(balances.c.account_id, net).where(balances.c.leg == "fund")
+    query = select(balances.c.account_id, net).where(balances.c.leg.in_(PAYER_KINDS))
     if period is not None:
         query = query.where(balances.c.clearing_period == period)
     else:
@@ -74,9 +82,15 @@ def positions(
             periods.c.state == "open"
         )
     if provinces is not None:
-        query = query.where(balances.c.account_id.in_([fund_account(p) for p in provinces]))
+        query = query.where(
+            balances.c.account_id.in_([payer_account(k, p) for k in PAYER_KINDS for p in provinces])
+        )
     rows = conn.execute(query.group_by(balances.c.account_id).order_by(balances.c.account_id))
-    return {account.removeprefix("fund:"): int(value) for account, value in rows}
+    out: dict[str, int] = {}
+    for account, value in rows:
+        province = account.split(":", 1)[1]
+        out[province] = out.get(province, 0) + int(value)
+    return dict(sorted(out.items()))
 
 
 def by_account(conn: Connection, period: str) -> dict[tuple[str, str], int]:

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, case, func, select, update
+from sqlalchemy import ColumnElement, Connection, Select, case, func, select, update
 
 from clearing.core import periods as calendar
 from clearing.core.netting import build_statement, check_transfers
@@ -42,7 +42,7 @@ from clearing.ledger import balances
 from clearing.ledger.errors import LedgerInputError, LedgerInvariantError, PeriodStateError
 from clearing.ledger.records import from_row
 from clearing.store.db import dialect_insert
-from clearing.store.schema import periods, postings, results
+from clearing.store.schema import SHARES, periods, postings, results
 
 
 @dataclass(frozen=True)
@@ -211,22 +211,29 @@ def period_info(conn: Connection, period: str) -> PeriodInfo:
 def check_totals(conn: Connection, period: str) -> None:
     """Results, postings and balances of `period` must tell the same story, account by account.
 
-    From the results: the payer's fund pays each fund share to the payee's fund (leg `fund`),
-    which pays it on to the hospital (leg `hospital`). The postings and the balances must show
-    the same net per (account, leg), and each result must have its two postings of |fund share|.
+    From the results: each home-side payer of the payer province pays its share to the payee's
+    fund (its own leg: `fund`, `critical`, `assistance`), which pays the due on to the hospital
+    (leg `hospital`). The postings and the balances must show the same net per (account, leg),
+    and each result must have one posting per share that is not zero plus one of its due, of
+    |share| and |due|.
     """
     expected: dict[tuple[str, str], int] = defaultdict(int)
     shares = select(
-        results.c.payer, results.c.payee, results.c.hospital_id, func.sum(results.c.fund_pay_fen)
+        results.c.payer,
+        results.c.payee,
+        results.c.hospital_id,
+        *(func.sum(results.c[column]) for column in SHARES.values()),
+        func.sum(results.c.due_fen),
     ).where(results.c.clearing_period == period)
-    for payer, payee, hospital_id, fund in conn.execute(
+    for payer, payee, hospital_id, *amounts in conn.execute(
         shares.group_by(results.c.payer, results.c.payee, results.c.hospital_id)
     ):
-        fund = int(fund)
-        expected[(balances.fund_account(payee), "fund")] += fund
-        expected[(balances.fund_account(payer), "fund")] -= fund
-        expected[(balances.hospital_account(hospital_id), "hospital")] += fund
-        expected[(balances.fund_account(payee), "hospital")] -= fund
+        *paid, due = (int(a) for a in amounts)
+        for leg, share in zip(SHARES, paid, strict=True):
+            expected[(balances.fund_account(payee), leg)] += share
+            expected[(balances.payer_account(leg, payer), leg)] -= share
+        expected[(balances.hospital_account(hospital_id), "hospital")] += due
+        expected[(balances.fund_account(payee), "hospital")] -= due
 
     posted: dict[tuple[str, str], int] = defaultdict(int)
     moved = (
@@ -254,7 +261,7 @@ def check_totals(conn: Connection, period: str) -> None:
         == stored.get((account, leg), 0)
     ]
     problems += [
-        f"{key}: its postings do not carry its fund share"
+        f"{key}: its postings do not carry its fund share (each payer's, and the due)"
         for key in conn.scalars(_results_with_wrong_postings(period))
     ]
     if problems:
@@ -266,19 +273,28 @@ def check_totals(conn: Connection, period: str) -> None:
         )
 
 
-def _results_with_wrong_postings(period: str):
-    fund = results.c.fund_pay_fen
+def _results_with_wrong_postings(period: str) -> Select[tuple[str]]:
+    amounts = [results.c[column] for column in (*SHARES.values(), "due_fen")]
+    count: ColumnElement[int] = sum_of([case((a == 0, 0), else_=1) for a in amounts])
+    total: ColumnElement[int] = sum_of([func.abs(a) for a in amounts])
     return (
         select(results.c.result_key)
         .select_from(results.outerjoin(postings, postings.c.result_key == results.c.result_key))
         .where(results.c.clearing_period == period)
-        .group_by(results.c.result_key, fund)
+        .group_by(results.c.result_key, *amounts)
         .having(
-            (func.count(postings.c.id) != case((fund == 0, 0), else_=2))
-            | (func.coalesce(func.sum(postings.c.amount_fen), 0) != 2 * func.abs(fund))
+            (func.count(postings.c.id) != count)
+            | (func.coalesce(func.sum(postings.c.amount_fen), 0) != total)
         )
         .order_by(results.c.result_key)
     )
+
+
+def sum_of(terms: list[ColumnElement[int]]) -> ColumnElement[int]:
+    out = terms[0]
+    for term in terms[1:]:
+        out = out + term
+    return out
 
 
 def _check_statement(conn: Connection, period: str, statement: dict[str, Any]) -> None:

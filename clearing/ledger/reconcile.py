@@ -1,10 +1,13 @@
 """Reconciliation with the provinces, and the daily per-hospital totals.
 
 After a statement is issued, each province confirms it or disputes one of its obligations,
-naming the province's own digest and fund total. The answer says whether they match ours; when
-the province sends its line list (`S|<settlement_id>|<fund_pay_fen>` / `R|<reversal_id>|...`,
-the digest's lines) it names the ids missing on either side or carried with other amounts;
-without one it returns our line list of that obligation, so the province can compare. Every
+naming the province's own digest and total due (`due_fen`, what the home side owes: the basic
+fund's, the serious-illness insurer's and the medical-assistance fund's shares; `fund_pay_fen`
+for a statement without tiers, where the two are equal). The answer says whether they match
+ours; when the province sends its line list (`S|<settlement_id>|<due_fen>` /
+`R|<reversal_id>|...`, the digest's lines) it names the ids missing on either side or carried
+with other amounts; without one it returns our line list of that obligation, so the province
+can compare. Every
 confirmation and dispute is kept with its answer and the statement's SHA-256 (append-only).
 """
 
@@ -17,7 +20,7 @@ from typing import Any
 
 from sqlalchemy import Connection, case, func, insert, select
 
-from clearing.core.netting import digest, obligation_lines
+from clearing.core.netting import digest, due_of, obligation_lines
 from clearing.ledger.errors import LedgerInputError
 from clearing.ledger.periods import issued_statement, results_of
 from clearing.store.schema import reconciliations, results
@@ -47,9 +50,14 @@ def dispute(
     payer: str,
     payee: str,
     their_digest: str,
-    their_fund_pay_fen: int,
+    their_due_fen: int,
     their_lines: list[str] | None = None,
 ) -> dict[str, Any]:
+    """Compares a province's digest and `due_fen` of one obligation with ours.
+
+    The answer carries `due_fen` and `due_matches`, and, for clients of before the tiers,
+    `fund_pay_fen` (ours: the obligation's basic-fund total) and `fund_pay_matches` (the same as
+    `due_matches`: without tiers the due is the fund pay)."""
     if province not in (payer, payee):
         raise LedgerInputError(
             f"{province} can only dispute its own obligations, not {payer}->{payee}"
@@ -66,6 +74,7 @@ def dispute(
     )
     our_digest = obligation["digest"] if obligation else digest([])
     our_fund = obligation["fund_pay_fen"] if obligation else 0
+    our_due = due_of(obligation) if obligation else 0
     answer: dict[str, Any] = {
         "period": period,
         "province": province,
@@ -73,10 +82,16 @@ def dispute(
         "payer": payer,
         "payee": payee,
         "statement_sha256": issued.sha256,
-        "ours": {"digest": our_digest, "fund_pay_fen": our_fund, "lines": len(ours)},
-        "theirs": {"digest": their_digest, "fund_pay_fen": their_fund_pay_fen},
+        "ours": {
+            "digest": our_digest,
+            "due_fen": our_due,
+            "fund_pay_fen": our_fund,
+            "lines": len(ours),
+        },
+        "theirs": {"digest": their_digest, "due_fen": their_due_fen},
         "digest_matches": their_digest == our_digest,
-        "fund_pay_matches": their_fund_pay_fen == our_fund,
+        "due_matches": their_due_fen == our_due,
+        "fund_pay_matches": their_due_fen == our_due,
     }
     if their_lines is None:
         answer["our_lines"] = sorted(ours)
@@ -91,7 +106,8 @@ def dispute(
             "payer": payer,
             "payee": payee,
             "digest": their_digest,
-            "fund_pay_fen": their_fund_pay_fen,
+            # The amount the province named: its due (the column predates the tiers).
+            "fund_pay_fen": their_due_fen,
             "lines_given": None if their_lines is None else len(their_lines),
         },
     )
@@ -126,7 +142,7 @@ def _compare(ours: list[str], theirs: list[str]) -> dict[str, Any]:
 
 
 def _by_id(lines: list[str]) -> dict[str, int]:
-    """`S|id` / `R|id` -> fund share in fen."""
+    """`S|id` / `R|id` -> due in fen."""
     out: dict[str, int] = {}
     for line in lines:
         kind, ident, fen = line.split("|")

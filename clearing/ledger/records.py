@@ -5,6 +5,10 @@ priced result and `R:<reversal_id>` for a reversed one. A result's content is th
 (plus `settled_at` when the carrier adds it), without what only says how it travelled (`line`,
 `source`, `run`, ...): the row keeps exactly that, so the same result replayed from another file
 or offset is recognised as the same by comparing it with the stored row (`content`).
+
+The tier shares (`tiers.md`) are columns of every row: a result printed without the tier fields
+is kept with zero shares and `due_fen = fund_pay_fen`, and `has_tiers` false, so it prints back
+exactly as it came.
 """
 
 from __future__ import annotations
@@ -22,7 +26,9 @@ from clearing.core.pricing import period_of
 from clearing.ledger.errors import LedgerInputError
 from clearing.store.schema import AMOUNTS
 
-MODELS = {"priced": Priced, "reversed": Reversed}
+TIER_SHARES = ("critical_pay_fen", "assistance_pay_fen")
+
+MODELS: dict[str, type[Priced] | type[Reversed]] = {"priced": Priced, "reversed": Reversed}
 TRANSPORT = frozenset({"line", "source"})
 FIELDS = {status: frozenset(model.model_fields) - TRANSPORT for status, model in MODELS.items()}
 _TIMESTAMP = TypeAdapter(Timestamp)
@@ -61,6 +67,10 @@ def to_row(result: Mapping[str, Any]) -> dict[str, Any]:
         "filed": spec.get("filed"),
         "cap_reached": spec.get("cap_reached"),
         **{name: spec[name] for name in AMOUNTS},
+        **{name: spec.get(name, 0) for name in TIER_SHARES},
+        "due_fen": spec.get("due_fen", spec["fund_pay_fen"]),
+        "has_tiers": "due_fen" in spec,
+        "assistance_class": spec.get("assistance_class"),
     }
 
 
@@ -87,6 +97,10 @@ def from_row(row: Mapping[str, Any]) -> dict[str, Any]:
     if status == "priced":
         out.update(filed=bool(row["filed"]), cap_reached=bool(row["cap_reached"]))
     out.update({name: int(row[name]) for name in AMOUNTS})
+    if row["has_tiers"]:
+        out.update({name: int(row[name]) for name in (*TIER_SHARES, "due_fen")})
+        if status == "priced":
+            out["assistance_class"] = row["assistance_class"]
     if row["settled_at"] is not None:
         out["settled_at"] = row["settled_at"]
     return out

@@ -1,8 +1,12 @@
 """Recording priced and reversed results: one transaction per batch, idempotent per business key.
 
-Each new result gets its row, and when its fund share is not zero two postings (TigerBeetle
-transfers) of that share: home fund -> treating fund (leg `fund`) and treating fund -> hospital
-(leg `hospital`); a reversal posts the opposite direction. The balances they move are updated in
+Each new result gets its row and its postings (TigerBeetle transfers): one per home-side payer
+whose share is not zero, from that payer's account of the home province to the treating fund —
+the basic fund's `fund_pay_fen` (leg `fund`, `fund:<home>`), the serious-illness insurer's
+`critical_pay_fen` (leg `critical`, `critical:<home>`), the medical-assistance fund's
+`assistance_pay_fen` (leg `assistance`, `assistance:<home>`) — and one of `due_fen`, their sum,
+from the treating fund to the hospital (leg `hospital`); a reversal posts the opposite
+direction. The balances they move are updated in
 the same transaction. Replaying a result (same key, the same content as its stored row) is a
 no-op; the same key with other content raises `LedgerConflict` and nothing of the batch is
 written. Results with other statuses are ignored. A result whose period is closed is cleared in
@@ -42,7 +46,10 @@ from clearing.store.db import (
     normalize_url,
 )
 from clearing.store.db import migrate as migrate_schema
-from clearing.store.schema import AMOUNTS, accounts, ids, postings, results
+from clearing.store.schema import AMOUNTS, SHARES, accounts, ids, postings, results
+
+# What a reversal negates: the amounts and the tier shares.
+NEGATED = (*AMOUNTS, "critical_pay_fen", "assistance_pay_fen", "due_fen")
 
 T = TypeVar("T")
 ATTEMPTS = 3
@@ -123,14 +130,14 @@ def _reversal_conflicts(conn: Connection, fresh: dict[str, dict[str, Any]]) -> l
     originals: dict[str, Mapping[str, Any]] = {}
     reversed_by: dict[str, str] = {}
     for chunk in chunks(settlement_ids):
-        for row in conn.execute(select(results).where(results.c.settlement_id.in_(chunk))):
-            if row.status == "priced":
-                originals[row.settlement_id] = row._mapping
+        for found in conn.execute(select(results).where(results.c.settlement_id.in_(chunk))):
+            if found.status == "priced":
+                originals[found.settlement_id] = dict(found._mapping)
             else:
-                reversed_by[row.settlement_id] = row.result_key
-    for row in fresh.values():
-        if row["status"] == "priced":
-            originals.setdefault(row["settlement_id"], row)
+                reversed_by[found.settlement_id] = found.result_key
+    for fresh_row in fresh.values():
+        if fresh_row["status"] == "priced":
+            originals.setdefault(fresh_row["settlement_id"], fresh_row)
     problems = []
     for row in reversals:
         key, settlement_id = row["result_key"], row["settlement_id"]
@@ -139,8 +146,8 @@ def _reversal_conflicts(conn: Connection, fresh: dict[str, dict[str, Any]]) -> l
             problems.append(f"{key}: settlement {settlement_id} is already reversed by {earlier}")
         original = originals.get(settlement_id)
         if original is not None and (
-            any(row[f] != original[f] for f in ("payer", "payee", "hospital_id"))
-            or any(row[a] != -original[a] for a in AMOUNTS)
+            any(row[f] != original[f] for f in ("payer", "payee", "hospital_id", "has_tiers"))
+            or any(row[a] != -original[a] for a in NEGATED)
         ):
             problems.append(f"{key}: does not negate S:{settlement_id} exactly")
     return problems
@@ -150,15 +157,51 @@ def _post(conn: Connection, rows: list[dict[str, Any]]) -> dict[str, list[Alert]
     """Inserts new results, their postings and balances; returns the alerts per result key."""
     if not rows:
         return {}
-    provinces = sorted({p for r in rows for p in (r["payer"], r["payee"])})
-    hospitals = sorted({r["hospital_id"] for r in rows})
+    transfers: list[dict[str, Any]] = []
+    deltas: dict[balances.Key, list[int]] = defaultdict(lambda: [0, 0])
+    moves: list[tuple[str, str, int]] = []
+    # Every fund and hospital the batch names, and the tier payers that pay in it.
+    needed: dict[str, tuple[str, str]] = {
+        balances.fund_account(p): ("fund", p) for r in rows for p in (r["payer"], r["payee"])
+    }
+    hospitals = {r["hospital_id"] for r in rows}
+    needed.update((balances.hospital_account(h), ("hospital", h)) for h in hospitals)
+    for row in rows:
+        due = row["due_fen"]
+        if due == 0:
+            continue
+        key, period = row["result_key"], row["clearing_period"]
+        treating = balances.fund_account(row["payee"])
+        hospital = balances.hospital_account(row["hospital_id"])
+        legs = [
+            (leg, balances.payer_account(leg, row["payer"]), treating, row[share])
+            for leg, share in SHARES.items()
+        ]
+        legs.append(("hospital", treating, hospital, due))
+        for leg, source, target, amount in legs:
+            if amount == 0:
+                continue
+            debit, credit = (source, target) if amount > 0 else (target, source)
+            if leg in SHARES:
+                needed.setdefault(source, (leg, row["payer"]))
+            transfers.append(
+                {
+                    "result_key": key,
+                    "leg": leg,
+                    "debit_account": debit,
+                    "credit_account": credit,
+                    "amount_fen": abs(amount),
+                }
+            )
+            deltas[(period, debit, leg)][0] += abs(amount)
+            deltas[(period, credit, leg)][1] += abs(amount)
+        moves += [(key, row["payer"], -due), (key, row["payee"], due)]
     insert_rows(
         conn,
         accounts,
-        [{"account_id": balances.fund_account(p), "kind": "fund", "ref": p} for p in provinces]
-        + [
-            {"account_id": balances.hospital_account(h), "kind": "hospital", "ref": h}
-            for h in hospitals
+        [
+            {"account_id": account, "kind": kind, "ref": ref}
+            for account, (kind, ref) in sorted(needed.items())
         ],
         lambda insert: insert.on_conflict_do_nothing(index_elements=["account_id"]),
     )
@@ -169,31 +212,6 @@ def _post(conn: Connection, rows: list[dict[str, Any]]) -> dict[str, list[Alert]
         lambda insert: insert.on_conflict_do_nothing(index_elements=["key"]),
     )
     _insert(conn, results, rows)
-    transfers: list[dict[str, Any]] = []
-    deltas: dict[balances.Key, list[int]] = defaultdict(lambda: [0, 0])
-    moves: list[tuple[str, str, int]] = []
-    for row in rows:
-        fund = row["fund_pay_fen"]
-        if fund == 0:
-            continue
-        key, period = row["result_key"], row["clearing_period"]
-        home = balances.fund_account(row["payer"])
-        treating = balances.fund_account(row["payee"])
-        hospital = balances.hospital_account(row["hospital_id"])
-        for leg, source, target in (("fund", home, treating), ("hospital", treating, hospital)):
-            debit, credit = (source, target) if fund > 0 else (target, source)
-            transfers.append(
-                {
-                    "result_key": key,
-                    "leg": leg,
-                    "debit_account": debit,
-                    "credit_account": credit,
-                    "amount_fen": abs(fund),
-                }
-            )
-            deltas[(period, debit, leg)][0] += abs(fund)
-            deltas[(period, credit, leg)][1] += abs(fund)
-        moves += [(key, row["payer"], -fund), (key, row["payee"], fund)]
     _insert(conn, postings, transfers)
     balances.apply(conn, deltas)
     raised: dict[str, list[Alert]] = defaultdict(list)

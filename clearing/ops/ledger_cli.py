@@ -90,7 +90,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cmd.add_argument("--payer", required=True)
     cmd.add_argument("--payee", required=True)
     cmd.add_argument("--digest", required=True, help="the province's digest of the obligation")
-    cmd.add_argument("--fund-pay-fen", type=int, required=True, help="the province's fund total")
+    amount = cmd.add_mutually_exclusive_group(required=True)
+    amount.add_argument(
+        "--due-fen", type=int, help="the province's total due (fund + serious illness + assistance)"
+    )
+    amount.add_argument(
+        "--fund-pay-fen", type=int, help="the same, by its name before the tiers (older scripts)"
+    )
     cmd.add_argument("--lines", metavar="FILE", help="the province's digest lines, one per row")
     cmd.set_defaults(func=_run_dispute)
     cmd = rec.add_parser("hospitals", parents=[common], help="per-hospital day totals")
@@ -293,6 +299,41 @@ def _run_statement(args: argparse.Namespace, ledger: Ledger) -> int:
     return 0
 
 
+PAYER_COLUMNS = ("basic fund", "serious illness", "medical assistance", "total due")
+
+
+def payer_sums(ob: dict[str, Any]) -> tuple[int, int, int, int]:
+    """An obligation's (basic fund, serious-illness insurance, medical assistance, due) in fen;
+    without tier fields (a statement of before the tiers) the due is the fund pay."""
+    fund = int(ob["fund_pay_fen"])
+    critical = int(ob.get("critical_pay_fen", 0))
+    assistance = int(ob.get("assistance_pay_fen", 0))
+    return fund, critical, assistance, int(ob.get("due_fen", fund + critical + assistance))
+
+
+def payer_split(
+    obligations: Sequence[dict[str, Any]],
+) -> list[tuple[str, str, str, tuple[int, int, int, int]]]:
+    """The split by payer of a statement's obligations: national, per pair, per payer province."""
+
+    def total(obs: Iterable[dict[str, Any]]) -> tuple[int, int, int, int]:
+        sums = [0, 0, 0, 0]
+        for ob in obs:
+            for i, fen in enumerate(payer_sums(ob)):
+                sums[i] += fen
+        return sums[0], sums[1], sums[2], sums[3]
+
+    rows: list[tuple[str, str, str, tuple[int, int, int, int]]] = [
+        ("national", "", "", total(obligations))
+    ]
+    pairs = sorted(obligations, key=lambda ob: (ob["payer"], ob["payee"]))
+    rows += [("pair", ob["payer"], ob["payee"], payer_sums(ob)) for ob in pairs]
+    for payer in sorted({ob["payer"] for ob in obligations}):
+        own = [ob for ob in obligations if ob["payer"] == payer]
+        rows.append(("province", payer, "", total(own)))
+    return rows
+
+
 def statement_table(statement: dict[str, Any], sha256: str) -> str:
     """The statement for people: amounts in yuan."""
     obligations = statement["obligations"]
@@ -315,6 +356,16 @@ def statement_table(statement: dict[str, Any], sha256: str) -> str:
                 for ob in obligations
             ),
             left=2,
+        ),
+        "",
+        "Due by home-side payer, yuan (payer side)",
+        table(
+            ("", "payer", "payee", *PAYER_COLUMNS),
+            (
+                (scope, payer, payee, *(yuan(fen) for fen in sums))
+                for scope, payer, payee, sums in payer_split(obligations)
+            ),
+            left=3,
         ),
         "",
         "Net positions (+ receives, - pays), yuan",
@@ -352,7 +403,7 @@ def _run_dispute(args: argparse.Namespace, ledger: Ledger) -> int:
             args.payer,
             args.payee,
             args.digest,
-            args.fund_pay_fen,
+            args.due_fen if args.due_fen is not None else args.fund_pay_fen,
             lines,
         )
     )

@@ -27,8 +27,9 @@ A row with neither is an id known only from its ledger result (a results file lo
 `clearing ledger-load`). `ledger_results.result_key` references `ids.key`.
 
 The stream's pricing state (`stream_*`): every consumed event's result by source position, the
-filings, the per person-year-kind accumulators (never negative), the priced settlements a
-reversal may cancel. `credentials`: one bearer token per principal (hospital, operator, viewer),
+filings and assistance records, the per person-year-kind accumulators and the per person-year
+tier accumulators (never negative), the priced settlements a reversal may cancel (with the
+burden each counted). `credentials`: one bearer token per principal (hospital, operator, viewer),
 only its SHA-256 kept. `dashboard_operator_actions`: the log of the dashboard's Close and Issue.
 
 A CHECK passes when its condition is NULL, so every branch names the columns it needs NOT NULL.
@@ -54,6 +55,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
     func,
 )
 
@@ -79,8 +81,21 @@ AMOUNTS = (
     "personal_pay_fen",
 )
 PERIOD_STATES = ("open", "closed", "issued")
-LEGS = ("fund", "hospital")
-RESULT_STATUSES = ("invalid", "filed", "duplicate", "rejected", "priced", "reversed")
+# The home-side payers of one-stop settlement (tiers.md), each with an account per province: the
+# basic fund, the serious-illness insurer, the medical-assistance fund. A leg per payer moves its
+# share to the treating fund; leg `hospital` moves the due on to the hospital.
+PAYER_KINDS = ("fund", "critical", "assistance")
+ACCOUNT_KINDS = (*PAYER_KINDS, "hospital")
+LEGS = (*PAYER_KINDS, "hospital")
+# The share each payer pays of a result, by leg.
+SHARES = {
+    "fund": "fund_pay_fen",
+    "critical": "critical_pay_fen",
+    "assistance": "assistance_pay_fen",
+}
+RESULT_STATUSES = (
+    "invalid", "filed", "duplicate", "rejected", "priced", "reversed", "registered"
+)
 ACCUMULATOR_KINDS = ("inpatient", "outpatient", "chronic")
 PRINCIPAL_KINDS = ("hospital", "operator", "viewer")
 OPERATOR_ACTIONS = ("close", "issue")
@@ -109,12 +124,13 @@ accounts = Table(
     "ledger_accounts",
     metadata,
     Column("account_id", String(80), primary_key=True),
-    Column("kind", String(8), nullable=False),
+    Column("kind", String(16), nullable=False),
     Column("ref", String(64), nullable=False),
     _now(),
-    CheckConstraint("kind IN ('fund', 'hospital')", name="kind"),
+    CheckConstraint(_one_of("kind", ACCOUNT_KINDS), name="kind"),
     CheckConstraint("account_id = kind || ':' || ref", name="id_is_kind_ref"),
-    CheckConstraint(f"kind <> 'fund' OR ({_province('ref')})", name="fund_is_province"),
+    # Every payer account is a province's.
+    CheckConstraint(f"kind = 'hospital' OR ({_province('ref')})", name="fund_is_province"),
 )
 
 periods = Table(
@@ -159,6 +175,12 @@ results = Table(
     Column("cap_reached", Boolean),
     *(Column(name, BigInteger, nullable=False) for name in AMOUNTS),
     _now(),
+    # The tier shares (tiers.md); a result without tier fields has zero shares, due = fund_pay.
+    Column("critical_pay_fen", BigInteger, nullable=False, server_default="0"),
+    Column("assistance_pay_fen", BigInteger, nullable=False, server_default="0"),
+    Column("due_fen", BigInteger, nullable=False),
+    Column("has_tiers", Boolean, nullable=False, server_default=false()),
+    Column("assistance_class", String(1)),
     # A settlement is priced once and reversed at most once.
     UniqueConstraint("settlement_id", "status"),
     CheckConstraint(
@@ -179,14 +201,23 @@ results = Table(
     CheckConstraint(f"{_province('payer')} AND {_province('payee')}", name="provinces"),
     CheckConstraint("payer <> payee", name="cross_province"),
     CheckConstraint("total_fen = self_pay_fen + pre_self_pay_fen + eligible_fen", name="total"),
-    CheckConstraint("personal_pay_fen = total_fen - fund_pay_fen", name="personal"),
+    CheckConstraint("personal_pay_fen = total_fen - due_fen", name="personal"),
+    CheckConstraint("due_fen = fund_pay_fen + critical_pay_fen + assistance_pay_fen", name="due"),
+    CheckConstraint(
+        "(has_tiers OR (critical_pay_fen = 0 AND assistance_pay_fen = 0"
+        " AND assistance_class IS NULL))"
+        " AND (assistance_class IS NULL OR (status = 'priced' AND assistance_class IN ('A', 'B')))",
+        name="tiers",
+    ),
     CheckConstraint(
         "(status = 'priced' AND self_pay_fen >= 0 AND pre_self_pay_fen >= 0"
         " AND eligible_fen >= 0 AND deductible_fen >= 0 AND fund_pay_fen >= 0"
+        " AND critical_pay_fen >= 0 AND assistance_pay_fen >= 0"
         " AND personal_pay_fen >= 0 AND deductible_fen <= eligible_fen"
         " AND fund_pay_fen <= eligible_fen - deductible_fen)"
         " OR (status = 'reversed' AND self_pay_fen <= 0 AND pre_self_pay_fen <= 0"
         " AND eligible_fen <= 0 AND deductible_fen <= 0 AND fund_pay_fen <= 0"
+        " AND critical_pay_fen <= 0 AND assistance_pay_fen <= 0"
         " AND personal_pay_fen <= 0 AND deductible_fen >= eligible_fen"
         " AND fund_pay_fen >= eligible_fen - deductible_fen)",
         name="signs",
@@ -200,14 +231,14 @@ postings = Table(
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("result_key", String(70), ForeignKey("ledger_results.result_key"), nullable=False),
-    Column("leg", String(8), nullable=False),
+    Column("leg", String(16), nullable=False),
     Column("debit_account", String(80), ForeignKey("ledger_accounts.account_id"), nullable=False),
     Column("credit_account", String(80), ForeignKey("ledger_accounts.account_id"), nullable=False),
     Column("amount_fen", BigInteger, nullable=False),
     _now(),
     # The idempotency key: one posting per result and leg.
     UniqueConstraint("result_key", "leg"),
-    CheckConstraint("leg IN ('fund', 'hospital')", name="leg"),
+    CheckConstraint(_one_of("leg", LEGS), name="leg"),
     CheckConstraint("amount_fen > 0", name="amount_positive"),
     CheckConstraint("debit_account <> credit_account", name="two_accounts"),
 )
@@ -217,10 +248,10 @@ balances = Table(
     metadata,
     Column("clearing_period", String(7), ForeignKey("ledger_periods.period"), primary_key=True),
     Column("account_id", String(80), ForeignKey("ledger_accounts.account_id"), primary_key=True),
-    Column("leg", String(8), primary_key=True),
+    Column("leg", String(16), primary_key=True),
     Column("debits_fen", BigInteger, nullable=False),
     Column("credits_fen", BigInteger, nullable=False),
-    CheckConstraint("leg IN ('fund', 'hospital')", name="leg"),
+    CheckConstraint(_one_of("leg", LEGS), name="leg"),
     CheckConstraint("debits_fen >= 0 AND credits_fen >= 0", name="non_negative"),
 )
 
@@ -362,7 +393,30 @@ stream_priced = Table(
     Column("kind", String(16), nullable=False),
     Column("result", LargeBinary, nullable=False),
     Column("reversed", Boolean, nullable=False),
+    # The `isp` the settlement added to its person-year's counted burden (tiers.md).
+    Column("counted_fen", BigInteger, nullable=False, server_default="0"),
     CheckConstraint(_one_of("kind", ACCUMULATOR_KINDS), name="kind"),
+)
+
+stream_assistance = Table(
+    "stream_assistance",
+    metadata,
+    Column("source", String(300), ForeignKey("stream_results.source"), primary_key=True),
+    Column("person_id", String(64), nullable=False, index=True),
+    Column("record", LargeBinary, nullable=False),
+)
+
+stream_tier_accumulators = Table(
+    "stream_tier_accumulators",
+    metadata,
+    Column("person_id", String(64), primary_key=True),
+    Column("year", Integer, primary_key=True),
+    Column("burden", BigInteger, nullable=False),
+    Column("critical_paid", BigInteger, nullable=False),
+    Column("assistance_paid", BigInteger, nullable=False),
+    CheckConstraint(
+        "burden >= 0 AND critical_paid >= 0 AND assistance_paid >= 0", name="non_negative"
+    ),
 )
 
 # ---------------------------------------------------------------------------------------------

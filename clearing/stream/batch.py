@@ -12,14 +12,15 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, Row, Select, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from clearing.core.errors import UnavailableError
 from clearing.core.keys import reversal_key, settlement_key
-from clearing.core.models.events import Filing, Reversal, Settlement
+from clearing.core.models.events import Assistance, Filing, Reversal, Settlement
 from clearing.core.models.results import Invalid, Priced, Result
 from clearing.core.models.types import province_of
 from clearing.core.parse import Parsed, Rejection, parse_event
@@ -27,7 +28,9 @@ from clearing.core.periods import CLEARED
 from clearing.core.pricer import price_parsed
 from clearing.core.pricing import (
     Accrue,
+    AccrueTiers,
     Accumulator,
+    AddAssistance,
     AddFiling,
     MarkReversed,
     MemoryBook,
@@ -36,13 +39,16 @@ from clearing.core.pricing import (
     TakeId,
 )
 from clearing.core.refdata import RefData
+from clearing.core.tiers import TierAccumulator
 from clearing.store import db
 from clearing.store.schema import (
     ids,
     stream_accumulators,
+    stream_assistance,
     stream_filings,
     stream_priced,
     stream_results,
+    stream_tier_accumulators,
 )
 
 log = logging.getLogger(__name__)
@@ -293,6 +299,7 @@ class LoadedBook:
     accumulator_keys: set[tuple[str, int, str]]
     priced_ids: set[str]
     reversed_ids: set[str]
+    tier_keys: set[tuple[str, int]] = field(default_factory=set)
 
 
 def copy_book(book: MemoryBook) -> MemoryBook:
@@ -308,10 +315,12 @@ def copy_book(book: MemoryBook) -> MemoryBook:
 
 
 def load_book(conn: Connection, events: Sequence[Parsed], lock: bool = True) -> LoadedBook:
-    """Filings, accumulators, taken ids and priced settlements the events can touch.
+    """Filings, assistance records, accumulators, tier accumulators, taken ids and priced
+    settlements the events can touch.
 
-    Accumulator and priced rows are read `FOR UPDATE` (PostgreSQL): a concurrent batch on the
-    same rows waits, then reads what this one wrote. New rows collide on their primary keys.
+    Accumulator, tier accumulator and priced rows are read `FOR UPDATE` (PostgreSQL): a
+    concurrent batch on the same rows waits, then reads what this one wrote. New rows collide on
+    their primary keys.
     """
     persons: set[str] = set()
     filers: set[str] = set()
@@ -339,6 +348,16 @@ def load_book(conn: Connection, events: Sequence[Parsed], lock: bool = True) -> 
         rows = conn.execute(select(t.c.person_id, t.c.filing).where(t.c.person_id.in_(part)))
         for person, raw in rows:
             book.filings.setdefault(person, []).append(Filing.model_validate_json(raw))
+    t = stream_assistance
+    for part in db.chunks(sorted(filers)):
+        # By source, so two reads of the same rows give equal books (the order does not
+        # change a price: the class that covers a settlement is `A` over `B`, tiers.md).
+        rows = conn.execute(
+            select(t.c.person_id, t.c.record).where(t.c.person_id.in_(part)).order_by(t.c.source)
+        )
+        for person, raw in rows:
+            record = Assistance.model_validate_json(raw)
+            book.assistance.setdefault(person, []).append(record)
     t = stream_accumulators
     for part in db.chunks(sorted(persons)):
         query = (
@@ -346,26 +365,50 @@ def load_book(conn: Connection, events: Sequence[Parsed], lock: bool = True) -> 
             .where(t.c.person_id.in_(part))
             .order_by(t.c.person_id, t.c.year, t.c.kind)
         )
-        if lock:
-            query = query.with_for_update()
-        for person, year, kind, fund, deductible in conn.execute(query):
+        for person, year, kind, fund, deductible in _read_rows(conn, query, lock):
             book.accumulators[(person, year, kind)] = Accumulator(fund, deductible)
+    t = stream_tier_accumulators
+    for part in db.chunks(sorted(persons)):
+        query = (
+            select(t.c.person_id, t.c.year, t.c.burden, t.c.critical_paid, t.c.assistance_paid)
+            .where(t.c.person_id.in_(part))
+            .order_by(t.c.person_id, t.c.year)
+        )
+        for person, year, burden, critical, assistance in _read_rows(conn, query, lock):
+            book.tier_accumulators[(person, year)] = TierAccumulator(burden, critical, assistance)
     t = stream_priced
     reversed_ids: set[str] = set()
     for part in db.chunks(sorted(targets)):
         query = (
-            select(t.c.settlement_id, t.c.person_id, t.c.year, t.c.kind, t.c.result, t.c.reversed)
+            select(
+                t.c.settlement_id,
+                t.c.person_id,
+                t.c.year,
+                t.c.kind,
+                t.c.result,
+                t.c.reversed,
+                t.c.counted_fen,
+            )
             .where(t.c.settlement_id.in_(part))
             .order_by(t.c.settlement_id)
         )
-        if lock:
-            query = query.with_for_update()
-        for sid, person, year, kind, raw, was_reversed in conn.execute(query):
+        for sid, person, year, kind, raw, was_reversed, counted in _read_rows(conn, query, lock):
             result = Priced.model_validate_json(raw)
-            book.priced[sid] = PricedEntry(person, year, kind, result, bool(was_reversed))
+            book.priced[sid] = PricedEntry(
+                person, year, kind, result, bool(was_reversed), counted_fen=counted
+            )
             if was_reversed:
                 reversed_ids.add(sid)
-    return LoadedBook(book, set(book.accumulators), set(book.priced), reversed_ids)
+    return LoadedBook(
+        book, set(book.accumulators), set(book.priced), reversed_ids, set(book.tier_accumulators)
+    )
+
+
+def _read_rows(
+    conn: Connection, query: Select[*tuple[Any, ...]], lock: bool
+) -> Sequence[Row[*tuple[Any, ...]]]:
+    """The rows of `query`, read `FOR UPDATE` when `lock` (PostgreSQL; SQLite ignores it)."""
+    return conn.execute(query.with_for_update() if lock else query).all()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -385,7 +428,13 @@ def write_batch(
         stream_results,
         [{"source": e.record.source, "status": e.status, "message": e.message} for e in emits],
     )
-    taken, new_filings, touched, new_priced, newly_reversed = [], [], set(), set(), set()
+    taken: list[dict[str, Any]] = []
+    new_filings: list[dict[str, Any]] = []
+    new_assistance: list[dict[str, Any]] = []
+    touched: set[tuple[str, int, str]] = set()
+    touched_tiers: set[tuple[str, int]] = set()
+    new_priced: set[str] = set()
+    newly_reversed: set[str] = set()
     for record, effect in effects:
         match effect:
             case TakeId(key, fp):
@@ -398,17 +447,27 @@ def write_batch(
                         "filing": filing.model_dump_json().encode(),
                     }
                 )
+            case AddAssistance(assistance):
+                new_assistance.append(
+                    {
+                        "source": record.source,
+                        "person_id": assistance.person_id,
+                        "record": assistance.model_dump_json(by_alias=True).encode(),
+                    }
+                )
             case Accrue(person_id, year, kind):
                 touched.add((person_id, year, kind))
+            case AccrueTiers(person_id, year):
+                touched_tiers.add((person_id, year))
             case RecordPriced(settlement_id):
                 new_priced.add(settlement_id)
             case MarkReversed(settlement_id):
                 newly_reversed.add(settlement_id)
-            # AddAssistance and AccrueTiers (tiers.md) are not stored yet: the stream keeps
-            # assistance records and tier accumulators only within a batch.
     take_ids(conn, taken)
     db.bulk_insert(conn, stream_filings, new_filings)
+    db.bulk_insert(conn, stream_assistance, new_assistance)
     write_accumulators(conn, loaded, book, touched)
+    write_tier_accumulators(conn, loaded, book, touched_tiers)
     write_priced(conn, loaded, book, new_priced, newly_reversed)
 
 
@@ -477,6 +536,39 @@ def write_accumulators(
         )
 
 
+def write_tier_accumulators(
+    conn: Connection, loaded: LoadedBook, book: MemoryBook, touched: set[tuple[str, int]]
+) -> None:
+    t = stream_tier_accumulators
+    values = {slot: book.tier_accumulators[slot] for slot in sorted(touched)}
+    db.bulk_update(
+        conn,
+        t,
+        ("person_id", "year"),
+        ("burden", "critical_paid", "assistance_paid"),
+        [
+            (acc.burden, acc.critical_paid, acc.assistance_paid, person, year)
+            for (person, year), acc in values.items()
+            if (person, year) in loaded.tier_keys
+        ],
+    )
+    db.bulk_insert(
+        conn,
+        t,
+        [
+            {
+                "person_id": person,
+                "year": year,
+                "burden": acc.burden,
+                "critical_paid": acc.critical_paid,
+                "assistance_paid": acc.assistance_paid,
+            }
+            for (person, year), acc in values.items()
+            if (person, year) not in loaded.tier_keys
+        ],
+    )
+
+
 def write_priced(
     conn: Connection,
     loaded: LoadedBook,
@@ -497,6 +589,7 @@ def write_priced(
                     "kind": entry.kind,
                     "result": entry.result.model_dump_json().encode(),
                     "reversed": entry.reversed,
+                    "counted_fen": entry.counted_fen,
                 }
             )
         db.bulk_insert(conn, t, rows)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Annotated, Literal
 
 import orjson
-from pydantic import BaseModel, Field, StringConstraints, ValidationError
+from pydantic import BaseModel, Field, StringConstraints, ValidationError, model_validator
 
 from clearing.core.jsonish import JSONObject
 from clearing.core.models.results import Period
@@ -50,8 +50,26 @@ class Dispute(BaseModel):
     payer: ProvinceCode
     payee: ProvinceCode
     digest: Digest
-    fund_pay_fen: int
+    # The province's total due of the obligation; `fund_pay_fen` is its name for clients of
+    # before the tiers (where the due is the fund pay). One of the two is required.
+    due_fen: int | None = None
+    fund_pay_fen: int | None = None
     lines: Annotated[list[DigestLine], Field(max_length=10_000_000)] | None = None
+
+    @model_validator(mode="after")
+    def _one_amount(self) -> Dispute:
+        if self.due_fen is None and self.fund_pay_fen is None:
+            raise ValueError("due_fen: required (or fund_pay_fen, its name before the tiers)")
+        if None not in (self.due_fen, self.fund_pay_fen) and self.due_fen != self.fund_pay_fen:
+            raise ValueError("due_fen: differs from fund_pay_fen; send due_fen alone")
+        return self
+
+    @property
+    def due(self) -> int:
+        """The province's total due: `due_fen`, else the `fund_pay_fen` of an older client."""
+        due = self.due_fen if self.due_fen is not None else self.fund_pay_fen
+        assert due is not None  # _one_amount
+        return due
 
 
 REQUESTS: dict[str, type[Confirm] | type[Dispute]] = {"confirm": Confirm, "dispute": Dispute}
@@ -90,7 +108,7 @@ def answer(ledger: Ledger, request: Confirm | Dispute) -> JSONObject:
                 request.payer,
                 request.payee,
                 request.digest,
-                request.fund_pay_fen,
+                request.due,
                 request.lines,
             )
         )

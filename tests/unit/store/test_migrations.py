@@ -341,6 +341,15 @@ def test_the_upgrade_carries_every_row_over(db_url: str) -> None:
             fingerprint(S1_EVENT),
             "t:0:1",
         )
+        with engine.connect() as conn:  # priced before the tiers: it counted no burden
+            counted = conn.execute(
+                select(schema.stream_priced.c.settlement_id, schema.stream_priced.c.counted_fen)
+            ).all()
+        assert [tuple(r) for r in counted] == [("S1", 0)]
+        with engine.connect() as conn:  # recorded before the tiers: due = fund pay
+            old = conn.execute(select(schema.results)).one()
+        assert (old.due_fen, old.critical_pay_fen, old.assistance_pay_fen) == (1_000, 0, 0)
+        assert not old.has_tiers
         claimed = rows["S:S2"]  # claimed, never published: no take
         assert (claimed.content_hash, claimed.source, claimed.claim_source) == (None, None, None)
         assert (claimed.hospital_id, claimed.claimed_ms) == ("H1", 1_700_000_000_001)

@@ -85,11 +85,23 @@ def test_refusals_are_answers_not_crashes(ledger, issued):
                  digest="0" * 64, fund_pay_fen="1"), "fund_pay_fen"),
         (request(type="dispute", province="110000", payer="110000", payee="310000",
                  digest="0" * 64, fund_pay_fen=1, lines=["X|1|2"]), "lines.0"),
+        (request(type="dispute", province="110000", payer="110000", payee="310000",
+                 digest="0" * 64), "due_fen"),
+        (request(type="dispute", province="110000", payer="110000", payee="310000",
+                 digest="0" * 64, due_fen=2, fund_pay_fen=1), "due_fen"),
     ],
 )
 def test_invalid_requests_name_the_field(raw, field):
     reason = parse_request(raw)
     assert isinstance(reason, str) and field in reason
+
+
+def test_a_dispute_names_its_due_or_by_its_old_name_the_fund_pay():
+    common = dict(type="dispute", province="110000", payer="110000", payee="310000",
+                  digest="0" * 64)  # fmt: skip
+    assert parse_request(request(**common, due_fen=7)).due == 7
+    assert parse_request(request(**common, fund_pay_fen=7)).due == 7
+    assert parse_request(request(**common, due_fen=7, fund_pay_fen=7)).due == 7
 
 
 def test_answers_go_to_the_province_and_the_clearing_topic_only():
