@@ -167,23 +167,41 @@ def derived(conn: Connection, before: str | None = None) -> dict[str, int]:
     before = before or reference_period(conn)
     if before is None:
         return {}
-    query = select(periods.c.statement).where(
+    query = select(periods.c.statement_sha256).where(
         periods.c.state == "issued",
         periods.c.period >= _months_before(before, WINDOW_MONTHS),
         periods.c.period < before,
     )
-    statements = [json.loads(text) for text in conn.scalars(query)]
-    if not statements:
+    digests = list(conn.scalars(query))
+    if not digests:
         return {}
     owed: dict[str, int] = defaultdict(int)
-    for statement in statements:
-        for obligation in statement["obligations"]:
-            owed[obligation["payer"]] += due_of(obligation)
+    for digest in digests:
+        for province, due in _owed_in(conn, digest).items():
+            owed[province] += due
     return {
-        province: DERIVED_MONTHS * total // len(statements)
+        province: DERIVED_MONTHS * total // len(digests)
         for province, total in owed.items()
         if total > 0
     }
+
+
+# What each payer owes in an issued statement, by the statement's SHA-256: an issued statement
+# never changes, so it is read once per process, not once per batch.
+_OWED: dict[str, dict[str, int]] = {}
+
+
+def _owed_in(conn: Connection, digest: str) -> dict[str, int]:
+    known = _OWED.get(digest)
+    if known is not None:
+        return known
+    query = select(periods.c.statement).where(periods.c.statement_sha256 == digest).limit(1)
+    text: str = conn.execute(query).scalar_one()
+    owed: dict[str, int] = defaultdict(int)
+    for obligation in json.loads(text)["obligations"]:
+        owed[obligation["payer"]] += due_of(obligation)
+    _OWED[digest] = dict(owed)
+    return _OWED[digest]
 
 
 def prepayments_of(
