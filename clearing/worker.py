@@ -73,13 +73,13 @@ def make_app(config: StreamConfig) -> faust.App:
 
 config = StreamConfig.from_env()
 app = make_app(config)
-install_api(app, ApiConfig.from_stream(config))
-install_dashboard(app, DashboardConfig.from_stream(config))
 topics = config.topics
+refdata_feed = RefdataFeed(config.bootstrap, topics.refdata)
+# Trial pricing prices with the reference data this worker holds now.
+install_api(app, ApiConfig.from_stream(config, lambda: refdata_feed.current))
+install_dashboard(app, DashboardConfig.from_stream(config))
 
 events_topic = app.topic(topics.events, partitions=EVENTS_PARTITIONS, internal=False)
-
-refdata_feed = RefdataFeed(config.bootstrap, topics.refdata)
 db_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clearing-db")
 
 

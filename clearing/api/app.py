@@ -33,6 +33,7 @@ def create_app(config: ApiConfig) -> web.Application:
         return json_response(200, document)
 
     app.router.add_post("/settlements", api.post_settlement)
+    app.router.add_post("/settlements/trial", api.post_trial)
     app.router.add_post("/reversals", api.post_reversal)
     app.router.add_get(f"/settlements/{{settlement_id:{ID}}}", api.get_settlement)
     app.router.add_get(f"/reversals/{{reversal_id:{ID}}}", api.get_reversal)

@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from clearing.config import MAX_BODY_BYTES, settings
+from clearing.core.refdata import RefData
 from clearing.stream.config import StreamConfig
 from clearing.topics import Topics
 
@@ -24,9 +26,14 @@ class ApiConfig:
     # A claimed id whose publication was never confirmed (a crash, a broker error) is
     # published again by a same-content retry after this long; the stream drops the copy.
     republish_after: float = 15.0
+    # The reference data trial pricing uses (the worker's, as its refdata feed holds it now);
+    # without it `POST /v1/settlements/trial` answers 503.
+    refdata: Callable[[], RefData] | None = field(default=None, compare=False, repr=False)
 
     @classmethod
-    def from_stream(cls, stream: StreamConfig) -> ApiConfig:
+    def from_stream(
+        cls, stream: StreamConfig, refdata: Callable[[], RefData] | None = None
+    ) -> ApiConfig:
         s = settings()
         return cls(
             bootstrap=stream.bootstrap,
@@ -34,6 +41,7 @@ class ApiConfig:
             db_url=stream.db_url,
             wait_seconds=s.api_wait,
             max_body_bytes=s.api_max_body,
+            refdata=refdata,
         )
 
     @classmethod

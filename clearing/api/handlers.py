@@ -1,6 +1,10 @@
 """The endpoints. Order of checks: token (401), size (413), body (400), ownership (403), id
 already used (409 / the original answer), then publish and wait for the stream's result.
 
+A trial (`POST /v1/settlements/trial`) goes through the same token, size, body and ownership
+checks, then is priced at once from the stored state (`clearing.api.trial`): no id is
+claimed, nothing is published, nothing waits on the stream.
+
 Reversals carry no hospital_id: a reversal is refused (403) when its settlement is known to be
 another hospital's (claimed through this API, or priced with another hospital_id). A settlement
 unknown here is let through, so pricing answers UNKNOWN_SETTLEMENT as the spec says.
@@ -23,11 +27,13 @@ from clearing.api.config import ApiConfig
 from clearing.api.errors import ApiError, json_response
 from clearing.api.publisher import Publisher
 from clearing.api.store import Answer, Store
+from clearing.api.trial import trial_result
 from clearing.api.validation import BodyError, FieldError, validate
-from clearing.core.jsonish import JSONMapping
+from clearing.core.jsonish import JSONMapping, JSONObject
 from clearing.core.keys import reversal_key, settlement_key
 from clearing.core.models.events import Reversal, Settlement
 from clearing.core.parse import Parsed
+from clearing.core.refdata import RefData
 from clearing.store import db
 from clearing.stream.results import spec_view
 
@@ -114,7 +120,8 @@ class SubmissionApi:
 
     # ---- endpoints --------------------------------------------------------------------------
 
-    async def post_settlement(self, request: web.Request) -> web.Response:
+    async def own_settlement(self, request: web.Request) -> tuple[str, Parsed, bytes]:
+        """(hospital, parsed, raw) of a settlement body of the token's own hospital."""
         hospital = await self.hospital(request)
         parsed, raw = await self.event(request, Settlement, "settlement")
         event = parsed.event
@@ -125,6 +132,12 @@ class SubmissionApi:
                 "hospital_id: a hospital submits only its own settlements",
                 [FieldError("hospital_id", "is not the hospital of this token")],
             )
+        return hospital, parsed, raw
+
+    async def post_settlement(self, request: web.Request) -> web.Response:
+        hospital, parsed, raw = await self.own_settlement(request)
+        event = parsed.event
+        assert isinstance(event, Settlement)
         sid = event.settlement_id
         return await self.submit(
             hospital,
@@ -134,6 +147,18 @@ class SubmissionApi:
             {"settlement_id": sid},
             conflict("settlement", sid, "settlement_id"),
         )
+
+    async def post_trial(self, request: web.Request) -> web.Response:
+        """The result the settlement would get now, `"trial": true`; nothing is changed."""
+        _hospital, parsed, _raw = await self.own_settlement(request)
+        if self.config.refdata is None:
+            raise ApiError(503, "trial pricing is not available here", headers={"Retry-After": "5"})
+        result = await self.call(self.trial, parsed, self.config.refdata())
+        return json_response(200, result)
+
+    def trial(self, parsed: Parsed, refdata: RefData) -> JSONObject:
+        with self.engine.connect() as conn:
+            return trial_result(conn, parsed, refdata)
 
     async def post_reversal(self, request: web.Request) -> web.Response:
         hospital = await self.hospital(request)

@@ -122,6 +122,41 @@ def _submit(kind: str, model: str, results: JSONObject) -> JSONObject:
     }
 
 
+def _trial(results: JSONObject) -> JSONObject:
+    trial: JSONObject = {
+        "allOf": [
+            results,
+            {
+                "type": "object",
+                "properties": {"trial": {"const": True}},
+                "required": ["trial"],
+            },
+        ]
+    }
+    return {
+        "post": {
+            "operationId": "trial_settlement",
+            "summary": (
+                "Price a settlement now without settling it (tiers.md, trial pricing): "
+                "nothing is changed, published or recorded; its settlement_id is not checked "
+                "against ids already taken"
+            ),
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": _ref("Settlement")}},
+            },
+            "responses": {
+                "200": _json(trial, "the result the settlement would get now, `trial: true`"),
+                "400": {"$ref": "#/components/responses/BadRequest"},
+                "401": {"$ref": "#/components/responses/Unauthorized"},
+                "403": {"$ref": "#/components/responses/Forbidden"},
+                "413": {"$ref": "#/components/responses/TooLarge"},
+                "503": _error("trial pricing is not available on this server"),
+            },
+        }
+    }
+
+
 def _read(kind: str, results: JSONObject) -> JSONObject:
     return {
         "get": {
@@ -170,6 +205,7 @@ def generate() -> JSONObject:
         "security": [{"bearerAuth": []}],
         "paths": {
             "/v1/settlements": _submit("settlement", "Settlement", settlement_result),
+            "/v1/settlements/trial": _trial(settlement_result),
             "/v1/reversals": _submit("reversal", "Reversal", reversal_result),
             "/v1/settlements/{settlement_id}": _read("settlement", settlement_result),
             "/v1/reversals/{reversal_id}": _read("reversal", reversal_result),

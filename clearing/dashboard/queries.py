@@ -109,17 +109,29 @@ def today_totals(conn: Connection, now: datetime) -> JSONObject:
 
 
 def prepayments(conn: Connection) -> JSONObject:
-    """The ledger's prepayment usage over the open periods, and the alert share in force."""
+    """The ledger's prepayment usage over the open periods (each province's prepayment, derived
+    from its issued statements when no deposit is recorded, and the top-up back under the
+    share), and the alert share in force."""
     rows = prepayment.usage(conn)
     return {"alert_share_bp": prepayment.alert_share(conn), "provinces": rows}
 
 
 def alerts(conn: Connection, limit: int = 20) -> list[JSONObject]:
-    """The latest alerts, with their time in China time and their usage (as the ledger's)."""
+    """The latest alerts, with their time in China time, their usage (as the ledger's) and the
+    top-up that would bring the usage back under the share."""
     rows = prepayment.recent_alerts(conn, limit)
     for row in rows:
         prepaid = row["prepayment_fen"]
         row["usage_bp"] = row["net_debit_fen"] * 10_000 // prepaid if prepaid else None
+        if row.get("raised_at"):
+            row["raised_at"] = _iso(datetime.fromisoformat(row["raised_at"]))
+    return rows
+
+
+def notices(conn: Connection, limit: int = 20) -> list[JSONObject]:
+    """The latest "no prepayment on record" notices (one per province and period)."""
+    rows = prepayment.recent_notices(conn, limit)
+    for row in rows:
         if row.get("raised_at"):
             row["raised_at"] = _iso(datetime.fromisoformat(row["raised_at"]))
     return rows

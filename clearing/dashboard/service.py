@@ -137,6 +137,7 @@ class Dashboard:
                 "today": queries.today_totals(conn, now),
                 "prepayments": queries.prepayments(conn),
                 "alerts": queries.alerts(conn),
+                "notices": queries.notices(conn),
                 "actions": actions.recent_actions(self.engine),
                 "loaded_at": now.astimezone(CHINA_TZ).isoformat(timespec="seconds"),
             }
@@ -195,6 +196,7 @@ class Dashboard:
             "today": ledger.get("today"),
             "prepayments": ledger.get("prepayments"),
             "alerts": ledger.get("alerts", []),
+            "notices": ledger.get("notices", []),
             "actions": ledger.get("actions", []),
             "rejections": rejections or {},
             "lag": as_json(lag or []),

@@ -36,7 +36,7 @@ from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from clearing.core.periods import CLEARED
 from clearing.ledger import balances, periods
 from clearing.ledger.errors import LedgerConflict, LedgerInputError
-from clearing.ledger.prepayment import Alert, raise_alerts
+from clearing.ledger.prepayment import Alert, Notice, raise_alerts
 from clearing.ledger.records import from_row, to_row
 from clearing.store.db import (
     chunks,
@@ -64,6 +64,7 @@ class Outcome:
     clearing_period: str | None = None
     late: bool = False
     alerts: tuple[Alert, ...] = ()
+    notices: tuple[Notice, ...] = ()
 
 
 IGNORED = Outcome(None, "ignored")
@@ -103,13 +104,15 @@ def record(conn: Connection, batch: Sequence[Mapping[str, Any]]) -> list[Outcome
     cache: dict[str, str] = {}
     for row in fresh.values():
         row["clearing_period"] = periods.clearing_period(conn, row["period"], cache)
-    raised = _post(conn, list(fresh.values()))
+    raised, noticed = _post(conn, list(fresh.values()))
 
     for index, key, action in decided:
         row = stored.get(key) or fresh[key]
-        alerts = tuple(raised.get(key, ())) if action == "recorded" else ()
+        recorded = action == "recorded"
+        alerts = tuple(raised.get(key, ())) if recorded else ()
+        notices = tuple(noticed.get(key, ())) if recorded else ()
         late = row["clearing_period"] != row["period"]
-        outcomes[index] = Outcome(key, action, row["clearing_period"], late, alerts)
+        outcomes[index] = Outcome(key, action, row["clearing_period"], late, alerts, notices)
     return outcomes
 
 
@@ -153,13 +156,16 @@ def _reversal_conflicts(conn: Connection, fresh: dict[str, dict[str, Any]]) -> l
     return problems
 
 
-def _post(conn: Connection, rows: list[dict[str, Any]]) -> dict[str, list[Alert]]:
-    """Inserts new results, their postings and balances; returns the alerts per result key."""
+def _post(
+    conn: Connection, rows: list[dict[str, Any]]
+) -> tuple[dict[str, list[Alert]], dict[str, list[Notice]]]:
+    """Inserts new results, their postings and balances; returns the alerts and the notices per
+    result key."""
     if not rows:
-        return {}
+        return {}, {}
     transfers: list[dict[str, Any]] = []
     deltas: dict[balances.Key, list[int]] = defaultdict(lambda: [0, 0])
-    moves: list[tuple[str, str, int]] = []
+    moves: list[tuple[str, str, int, str]] = []
     # Every fund and hospital the batch names, and the tier payers that pay in it.
     needed: dict[str, tuple[str, str]] = {
         balances.fund_account(p): ("fund", p) for r in rows for p in (r["payer"], r["payee"])
@@ -195,7 +201,7 @@ def _post(conn: Connection, rows: list[dict[str, Any]]) -> dict[str, list[Alert]
             )
             deltas[(period, debit, leg)][0] += abs(amount)
             deltas[(period, credit, leg)][1] += abs(amount)
-        moves += [(key, row["payer"], -due), (key, row["payee"], due)]
+        moves += [(key, row["payer"], -due, period), (key, row["payee"], due, period)]
     insert_rows(
         conn,
         accounts,
@@ -215,9 +221,13 @@ def _post(conn: Connection, rows: list[dict[str, Any]]) -> dict[str, list[Alert]
     _insert(conn, postings, transfers)
     balances.apply(conn, deltas)
     raised: dict[str, list[Alert]] = defaultdict(list)
-    for alert in raise_alerts(conn, moves):
+    noticed: dict[str, list[Notice]] = defaultdict(list)
+    new_alerts, new_notices = raise_alerts(conn, moves)
+    for alert in new_alerts:
         raised[alert.result_key].append(alert)
-    return raised
+    for notice in new_notices:
+        noticed[notice.result_key].append(notice)
+    return raised, noticed
 
 
 def _insert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
@@ -328,5 +338,10 @@ def record_results(batch: Sequence[Mapping[str, Any]], *, url: str | None = None
 
 
 def alerts_of(outcomes: Sequence[Outcome]) -> list[dict[str, Any]]:
-    """The prepayment alerts a batch raised, as JSON-ready dicts, to publish."""
-    return [alert.as_dict() for outcome in outcomes for alert in outcome.alerts]
+    """The prepayment alerts and notices a batch raised, as JSON-ready dicts, to publish (a
+    notice's dict says `"type": "prepayment_notice"`)."""
+    out: list[dict[str, Any]] = []
+    for outcome in outcomes:
+        out += [alert.as_dict() for alert in outcome.alerts]
+        out += [notice.as_dict() for notice in outcome.notices]
+    return out

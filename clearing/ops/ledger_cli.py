@@ -23,6 +23,7 @@ from datetime import date
 from typing import Any
 
 import orjson
+from sqlalchemy import Connection
 from sqlalchemy.exc import OperationalError
 
 from clearing.core.money import yuan
@@ -447,6 +448,13 @@ def _run_deposit(args: argparse.Namespace, ledger: Ledger) -> int:
     return 0
 
 
+def _prepayment_text(row: dict[str, Any]) -> str:
+    if not row["prepayment_on_record"]:
+        return prepayment.NO_PREPAYMENT
+    text = yuan(row["prepayment_fen"])
+    return f"{text} (derived)" if row["prepayment_derived"] else text
+
+
 @_command
 def _run_show(args: argparse.Namespace, ledger: Ledger) -> int:
     rows = ledger.run(prepayment.usage)
@@ -457,15 +465,16 @@ def _run_show(args: argparse.Namespace, ledger: Ledger) -> int:
     print(f"Alert share: {share / 100:.2f} % of the prepayment; positions over open periods")
     print(
         table(
-            ("province", "prepayment", "net position", "net debit", "usage", "alert"),
+            ("province", "prepayment", "net position", "net debit", "usage", "alert", "top-up"),
             (
                 (
                     r["province"],
-                    yuan(r["prepayment_fen"]),
+                    _prepayment_text(r),
                     yuan(r["net_position_fen"]),
                     yuan(r["net_debit_fen"]),
                     "-" if r["usage_bp"] is None else f"{r['usage_bp'] / 100:.2f} %",
                     "ALERT" if r["over"] else "",
+                    yuan(r["top_up_fen"]) if r["over"] and r["top_up_fen"] else "",
                 )
                 for r in rows
             ),
@@ -485,7 +494,18 @@ def _run_alert_share(args: argparse.Namespace, ledger: Ledger) -> int:
 
 @_command
 def _run_alerts(args: argparse.Namespace, ledger: Ledger) -> int:
-    for alert in ledger.run(lambda conn: prepayment.recent_alerts(conn, args.limit)):
+    """The latest alerts and "no prepayment on record" notices (`"type": "prepayment_notice"`),
+    latest first, at most `--limit` in all."""
+
+    def latest(conn: Connection) -> list[dict[str, Any]]:
+        alerts = prepayment.recent_alerts(conn, args.limit)
+        notices = [
+            {"type": "prepayment_notice", **n} for n in prepayment.recent_notices(conn, args.limit)
+        ]
+        both = sorted(alerts + notices, key=lambda a: a["raised_at"] or "", reverse=True)
+        return both[: args.limit]
+
+    for alert in ledger.run(latest):
         sys.stdout.buffer.write(orjson.dumps(alert) + b"\n")
     return 0
 

@@ -294,6 +294,24 @@ alerts = Table(
     CheckConstraint("net_debit_fen * 10000 > alert_share_bp * prepayment_fen", name="passes_share"),
 )
 
+# "No prepayment on record" (clearing.ledger.prepayment): at most one per province, period and
+# kind, the key itself refusing a second.
+NOTICE_KINDS = ("no_prepayment",)
+notices = Table(
+    "ledger_notices",
+    metadata,
+    Column("province", String(6), primary_key=True),
+    Column("period", String(7), primary_key=True),
+    Column("kind", String(16), primary_key=True),
+    Column("result_key", String(70), ForeignKey("ledger_results.result_key"), nullable=False),
+    Column("net_debit_fen", BigInteger, nullable=False),
+    _now(),
+    CheckConstraint(_province("province"), name="province"),
+    CheckConstraint(_period("period"), name="period_format"),
+    CheckConstraint(_one_of("kind", NOTICE_KINDS), name="kind"),
+    CheckConstraint("net_debit_fen > 0", name="net_debit"),
+)
+
 reconciliations = Table(
     "ledger_reconciliations",
     metadata,

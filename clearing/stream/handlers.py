@@ -83,7 +83,9 @@ def deadletter_headers(emit: Emit) -> list[tuple[str, bytes]]:
 
 
 def alert_messages(topics: Topics, alerts: Sequence[JSONMapping]) -> list[tuple[str, bytes]]:
-    """Each prepayment alert goes to the clearing topic and to its province's feed."""
+    """Each prepayment alert, and each "no prepayment on record" notice (its own `type`,
+    `prepayment_notice`, once per province and period), goes to the clearing topic and to its
+    province's feed."""
     out = []
     for alert in alerts:
         body = orjson.dumps({"type": "prepayment_alert", **alert})

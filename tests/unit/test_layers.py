@@ -41,11 +41,27 @@ def module_name(path: Path, package: Path = PACKAGE) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def imports_of(path: Path, root: Path = PACKAGE) -> Iterator[tuple[str, int]]:
-    """Every module the file imports (at any depth, lazy imports too), with its line."""
+def type_only_lines(tree: ast.AST) -> set[int]:
+    """Lines of imports under `if TYPE_CHECKING:`: read by the type checker, never run."""
+    lines: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            for inner in node.body:
+                lines.update(n.lineno for n in ast.walk(inner) if hasattr(n, "lineno"))
+    return lines
+
+
+def imports_of(
+    path: Path, root: Path = PACKAGE, *, type_only: bool = True
+) -> Iterator[tuple[str, int]]:
+    """Every module the file imports (at any depth, lazy imports too), with its line; without
+    the imports only the type checker runs when `type_only` is false."""
     tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
     package = module_name(path, root).rsplit(".", 0 if path.name == "__init__.py" else 1)[0]
+    skipped = set() if type_only else type_only_lines(tree)
     for node in ast.walk(tree):
+        if getattr(node, "lineno", None) in skipped:
+            continue
         if isinstance(node, ast.Import):
             for alias in node.names:
                 yield alias.name, node.lineno
@@ -73,10 +89,16 @@ def project_modules(package: Path = PACKAGE) -> dict[str, Path]:
     return {module_name(path, package): path for path in sorted(package.rglob("*.py"))}
 
 
-def internal_imports(package: Path = PACKAGE) -> dict[str, set[tuple[str, int]]]:
+def internal_imports(
+    package: Path = PACKAGE, *, type_only: bool = True
+) -> dict[str, set[tuple[str, int]]]:
     modules = project_modules(package)
     return {
-        name: {(t, line) for t, line in imports_of(path, package) if t in modules}
+        name: {
+            (t, line)
+            for t, line in imports_of(path, package, type_only=type_only)
+            if t in modules
+        }
         for name, path in modules.items()
     }
 
@@ -104,7 +126,9 @@ def impure_core_imports(package: Path = PACKAGE) -> list[str]:
 
 
 def import_cycles(package: Path = PACKAGE) -> list[str]:
-    graph = {name: {t for t, _ in targets} for name, targets in internal_imports(package).items()}
+    """Cycles of the imports that run: a type-only import back is no cycle at run time."""
+    imports = internal_imports(package, type_only=False)
+    graph = {name: {t for t, _ in targets} for name, targets in imports.items()}
     for name, targets in graph.items():
         targets.discard(name)
         # A module importing its own package's __init__ is not a cycle of the design.
@@ -161,6 +185,11 @@ def test_the_checks_see_planted_violations(tmp_path: Path) -> None:
         "stream/batch.py": "from clearing.stream import handlers\n",
         "stream/handlers.py": "from . import batch\nimport clearing.worker\n",
         "worker.py": "from clearing.core import money\n",
+        "ops/__init__.py": "",
+        "ops/a.py": "from clearing.ops import b\n",
+        "ops/b.py": (
+            "from typing import TYPE_CHECKING\n\nif TYPE_CHECKING:\n    from clearing.ops import a\n"
+        ),
     }
     for name, text in files.items():
         (root / name).parent.mkdir(parents=True, exist_ok=True)

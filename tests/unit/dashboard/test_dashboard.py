@@ -153,7 +153,25 @@ def test_today_rejections_prepayments_and_lag(client: SyncApiClient) -> None:
     henan = usage["410000"]
     assert henan["prepayment_fen"] == 500_000_00
     assert henan["usage_bp"] == henan["net_debit_fen"] * 10_000 // henan["prepayment_fen"]
-    assert body["alerts"] and all(a["raised_at"].endswith("+08:00") for a in body["alerts"])
+    assert henan["prepayment_derived"] is False and henan["prepayment_on_record"]
+    # The other debtors have no deposit and no issued period: one notice per province and
+    # period instead of alerts, listed with the alerts.
+    notices = body["notices"]
+    assert notices and all(n["raised_at"].endswith("+08:00") for n in notices)
+    assert all(n["message"] == "no prepayment on record" for n in notices)
+    assert len({(n["province"], n["period"]) for n in notices}) == len(notices)
+    # Since 2026-01 was issued, a province without a deposit holds twice its average monthly
+    # due over the issued periods (one here): twice what it owed in 2026-01.
+    january = client.request("GET", "/dashboard/api/overview?period=2026-01").json()["period"]
+    owed: Counter[str] = Counter()
+    for ob in january["obligations"]:
+        owed[ob["payer"]] += ob.get("due_fen", ob["fund_pay_fen"])
+    derived = {p: row for p, row in usage.items() if row["prepayment_derived"]}
+    assert derived and {p: row["prepayment_fen"] for p, row in derived.items()} == {
+        p: 2 * fen for p, fen in owed.items() if fen > 0 and p != "410000"
+    }
+    assert all(a["raised_at"].endswith("+08:00") for a in body["alerts"])
+    assert all(a["top_up_fen"] >= 0 for a in body["alerts"])
 
     assert body["lag"][0] == {
         "topic": "dash.events",

@@ -173,6 +173,8 @@ def test_module_level_record_results_uses_a_shared_ledger(db_url):
     assert [o.action for o in outcomes] == ["recorded"]
     assert store.shared_ledger(db_url) is store.shared_ledger(db_url)
     alerts_raised = store.alerts_of(outcomes)
-    assert alerts_raised[0]["province"] == "410000"  # no prepayment: any debit passes the share
+    # No prepayment on record: a notice, not an alert.
+    assert alerts_raised[0]["type"] == "prepayment_notice"
+    assert alerts_raised[0]["province"] == "410000"
     assert alerts_raised[0]["net_debit_fen"] == 900
     store.shared_ledger(db_url).close()

@@ -229,6 +229,13 @@ def test_the_statement_command_splits_the_due_by_payer(recorded, capsys, monkeyp
 
 
 def test_prepayment_alerts_are_on_the_due(ledger) -> None:
-    """No prepayment: the home province's first net debit alerts, at the whole due (7100)."""
+    """The home province's net debit is the whole due (7100): over 70 % of a 9000 prepayment,
+    where the basic fund's share alone (5000) would not be."""
+    from clearing.ledger import prepayment
+
+    with ledger.transaction() as conn:
+        prepayment.deposit(conn, "410000", 9_000)
     (outcome,) = ledger.record_results([S1])
     assert [(a.province, a.net_debit_fen) for a in outcome.alerts] == [("410000", 7_100)]
+    # ceil(7100 × 10000 / 7000) − 9000: the deposit that brings the usage back to the share
+    assert [a.top_up_fen for a in outcome.alerts] == [1_143]

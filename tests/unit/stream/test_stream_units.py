@@ -206,3 +206,27 @@ def test_batches_with_the_ledger_clear_like_offline_and_replays_count_once(db_ur
         want = build_statement(period, [r for r in offline if r.get("period") == period])
         assert statements[period]["obligations"] == want["obligations"]
         assert statements[period]["net_positions"] == want["net_positions"]
+
+
+def test_no_prepayment_on_record_is_published_once_per_province_and_period(db_url: str) -> None:
+    """No deposit and nothing issued: batch after batch, each (province, period) in net debit
+    gets one notice, on the clearing topic and its own feed, and no alert."""
+    from clearing.stream.handlers import alert_messages
+
+    lines = (CASES / "events.jsonl").read_bytes().split(b"\n")[:-1]
+    refdata = load_refdata(CASES / "refdata")
+    engine = ledger_link.open_database(db_url)
+    proc = BatchProcessor(engine, lambda: refdata, ledger_link.record_results)
+    records = [Record("t.events", 0, n, None, raw, line=n + 1) for n, raw in enumerate(lines)]
+    raised = []
+    for start in range(0, len(records), 25):
+        raised += proc.process(records[start : start + 25]).alerts
+    engine.dispose()
+    assert raised and all(a["type"] == "prepayment_notice" for a in raised)
+    keys = [(a["province"], a["period"]) for a in raised]
+    assert len(keys) == len(set(keys))
+    topics = Topics("t")
+    messages = alert_messages(topics, raised[:1])
+    body = orjson.loads(messages[0][1])
+    assert [topic for topic, _ in messages] == [topics.clearing, topics.feed(body["province"])]
+    assert body["message"] == "no prepayment on record" and body["net_debit_fen"] > 0
