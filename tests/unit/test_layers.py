@@ -188,7 +188,8 @@ def test_the_checks_see_planted_violations(tmp_path: Path) -> None:
         "ops/__init__.py": "",
         "ops/a.py": "from clearing.ops import b\n",
         "ops/b.py": (
-            "from typing import TYPE_CHECKING\n\nif TYPE_CHECKING:\n    from clearing.ops import a\n"
+            "from typing import TYPE_CHECKING\n\n"
+            "if TYPE_CHECKING:\n    from clearing.ops import a\n"
         ),
     }
     for name, text in files.items():
