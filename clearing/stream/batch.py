@@ -99,6 +99,8 @@ class BatchOutput:
     attempts: int = 1
     # The flags the batch's events raised (or, replayed, had raised), in event order.
     flags: list[bytes] = field(default_factory=list)
+    # The rule of each flag newly raised (not replayed), for the counter.
+    raised_rules: list[str] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -231,8 +233,13 @@ class BatchProcessor:
                     if self.ledger is not None:
                         cleared = [e.result for e in plan.new if e.status in CLEARED]
                         alerts = self.ledger(conn, cleared)
+                rules: list[str] = (
+                    [f.rule for raised in plan.monitor.flags.values() for f in raised]
+                    if plan.monitor is not None
+                    else []
+                )
                 return BatchOutput(
-                    plan.emits(records), alerts, attempt, plan.flags(records, replayed)
+                    plan.emits(records), alerts, attempt, plan.flags(records, replayed), rules
                 )
             except (IntegrityError, TakenMeanwhile) as exc:
                 if attempt == self.max_attempts:

@@ -98,3 +98,17 @@ def test_monitoring_off_raises_nothing(tmp_path) -> None:
     assert run(proc, records(1), 10) == []
     assert counts(proc)["monitor_seen"] == counts(proc)["flags"] == 0
     proc.engine.dispose()
+
+
+def test_a_flag_goes_to_the_flags_topic_and_the_feeds_it_involves() -> None:
+    from clearing.stream.handlers import flag_messages
+    from clearing.topics import Topics
+
+    topics = Topics("x")
+    assert {s.name: s.partitions for s in topics.specs()}["x.flags"] == 1
+    body = orjson.dumps(
+        {"flag_id": "DUPLICATE_BILLING:A:B", "payers": ["230000"], "payees": ["110000", "310000"]}
+    )
+    sent = flag_messages(topics, [body])
+    assert [t for t, _, _ in sent] == ["x.flags", "x.feed.110000", "x.feed.230000", "x.feed.310000"]
+    assert {k for _, k, _ in sent} == {b"DUPLICATE_BILLING:A:B"}
