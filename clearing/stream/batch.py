@@ -39,19 +39,19 @@ from clearing.core.pricing import (
 )
 from clearing.core.refdata import RefData
 from clearing.store import db
+from clearing.store.monitor import (
+    BatchMonitor,
+    MonitorPlan,
+    load_flags,
+    load_histories,
+    write_monitor,
+)
 from clearing.store.schema import (
     ids,
     stream_accumulators,
     stream_filings,
     stream_priced,
     stream_results,
-)
-from clearing.stream.monitor_store import (
-    BatchMonitor,
-    MonitorPlan,
-    load_flags,
-    load_histories,
-    write_monitor,
 )
 
 log = logging.getLogger(__name__)

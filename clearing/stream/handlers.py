@@ -26,9 +26,9 @@ from clearing import metrics
 from clearing.core.errors import UnavailableError
 from clearing.core.jsonish import JSONMapping, JSONObject
 from clearing.core.provinces import PROVINCES
+from clearing.store.monitor import flag_provinces
 from clearing.stream import ledger_link
 from clearing.stream.batch import BatchOutput, BatchProcessor, Emit, Record, invalid_emit
-from clearing.stream.monitor_store import flag_provinces
 from clearing.stream.refdata_feed import RefdataFeed
 from clearing.stream.results import recipients
 from clearing.topics import Topics

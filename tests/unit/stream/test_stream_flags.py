@@ -19,8 +19,8 @@ from clearing.core.pricer import Pricer
 from clearing.ops.flags import flag_lines as offline_flag_lines
 from clearing.store import schema
 from clearing.store.db import open_engine
+from clearing.store.monitor import raise_period_flags
 from clearing.stream.batch import BatchProcessor, Record
-from clearing.stream.monitor_store import raise_period_flags
 
 
 def offline() -> tuple[set[bytes], set[bytes]]:
@@ -112,3 +112,24 @@ def test_a_flag_goes_to_the_flags_topic_and_the_feeds_it_involves() -> None:
     sent = flag_messages(topics, [body])
     assert [t for t, _, _ in sent] == ["x.flags", "x.feed.110000", "x.feed.230000", "x.feed.310000"]
     assert {k for _, k, _ in sent} == {b"DUPLICATE_BILLING:A:B"}
+
+
+def test_closing_a_period_raises_and_publishes_its_flags_once(tmp_path) -> None:
+    from clearing.ledger import cycle
+    from clearing.ledger.store import Ledger
+    from clearing.topics import Topics
+
+    url = f"sqlite:///{tmp_path / 'l.sqlite'}"
+    proc = BatchProcessor(open_engine(url), flag_refdata, monitor=True)
+    run(proc, records(1), 50)
+    sent: list[tuple[str, bytes, bytes]] = []
+    publisher = cycle.Publisher(Topics("x"), sent.extend)
+    ledger = Ledger(url)
+    step = cycle.close(ledger, "2026-01", force=True, publisher=publisher, monitor=True)
+    assert set(step.flags) == offline()[1]
+    assert {t for t, _, _ in sent} == {"x.flags", "x.feed.230000", "x.feed.110000"}
+    assert {k for _, k, _ in sent} == {b"HIGH_REVERSAL_RATE:2026-01:H9"}
+    again = cycle.close(ledger, "2026-01", force=True, publisher=publisher, monitor=True)
+    assert not again.changed and again.flags == step.flags and len(sent) == 3
+    ledger.close()
+    proc.engine.dispose()
