@@ -9,6 +9,9 @@ Events are in time order, keyed by person.
 from __future__ import annotations
 
 import copy
+from pathlib import Path
+
+import orjson
 
 from clearing.core.models.refdata import Catalog, Policy
 from clearing.core.refdata import RefData
@@ -161,3 +164,22 @@ def flag_refdata() -> RefData:
     data.add_policy(Policy.model_validate({**copy.deepcopy(POLICY), "region": "440000"}))
     data.add_catalog(Catalog.model_validate({**CATALOG, "province": "310000"}))
     return data
+
+
+def write_flag_bundle(directory: Path) -> tuple[Path, Path]:
+    """The bundle as files, as `clearing flags` and the publisher read them: (refdata folder,
+    events file)."""
+    refdata_dir = directory / "refdata"
+    (refdata_dir / "policies").mkdir(parents=True, exist_ok=True)
+    (refdata_dir / "catalogs").mkdir(parents=True, exist_ok=True)
+    for region in ("230000", "440000"):
+        policy = {**copy.deepcopy(POLICY), "region": region}
+        (refdata_dir / "policies" / f"{region}-employee-2026.json").write_bytes(
+            orjson.dumps(policy)
+        )
+    for province in ("110000", "230000", "310000"):
+        catalog = {**CATALOG, "province": province}
+        (refdata_dir / "catalogs" / f"{province}-2026.json").write_bytes(orjson.dumps(catalog))
+    events = directory / "events.jsonl"
+    events.write_bytes(b"".join(line + b"\n" for line in flag_lines()))
+    return refdata_dir, events
