@@ -15,6 +15,7 @@ the tools, with its default. A malformed value is an `InputError` naming the var
 | CLEARING_API_MAX_BODY | 4194304 (bytes; larger bodies get 413) |
 | CLEARING_DASHBOARD_TTL | 5 (seconds a ledger or Kafka figure is reused before it is asked again) |
 | CLEARING_DASHBOARD_SAMPLE | 5 (seconds between two points of the live charts) |
+| CLEARING_MONITOR | 1 (`0` turns fund-safety monitoring off in the price stage: no flags) |
 | CLEARING_CLIENT_DEBUG | unset (the Kafka client's DEBUG records are dropped unless set) |
 """
 
@@ -65,6 +66,7 @@ class Settings:
     dashboard_ttl: float
     dashboard_sample: float
     client_debug: bool
+    monitor: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -86,6 +88,7 @@ class Settings:
             dashboard_ttl=_read(env, "CLEARING_DASHBOARD_TTL", float, 5.0),
             dashboard_sample=_read(env, "CLEARING_DASHBOARD_SAMPLE", float, 5.0),
             client_debug=bool(env.get("CLEARING_CLIENT_DEBUG")),
+            monitor=(env.get("CLEARING_MONITOR") or "1").strip() != "0",
         )
 
 

@@ -22,6 +22,7 @@ BATCH_RETRIES = Counter(
 )
 ROUTED = Counter("clearing_feed_messages_total", "Messages delivered to province feeds")
 ALERTS = Counter("clearing_prepayment_alerts_total", "Prepayment alerts raised")
+FLAGS = Counter("clearing_flags_total", "Fund-safety monitoring flags raised, by rule", ["rule"])
 LATENCY = Histogram(
     "clearing_result_latency_seconds",
     "From the event's submission (its Kafka timestamp) to its result being produced",

@@ -75,6 +75,12 @@ class Topics:
         """Statements, reconciliation batches and alerts."""
         return f"{self.prefix}.clearing"
 
+    @property
+    def flags(self) -> str:
+        """Fund-safety monitoring flags (`clearing.core.models.flags`), keyed by flag_id; each
+        also goes to the feed of every province it involves."""
+        return f"{self.prefix}.flags"
+
     def feed(self, province: str) -> str:
         """What one province receives: results it pays or is paid for, its statements, alerts."""
         return f"{self.prefix}.feed.{province}"
@@ -94,6 +100,7 @@ class Topics:
             TopicSpec(self.deadletter, 1),
             TopicSpec(self.reconcile, 1),
             TopicSpec(self.clearing, 1),
+            TopicSpec(self.flags, 1),
             *(TopicSpec(name, 1) for name in self.feeds()),
         ]
 

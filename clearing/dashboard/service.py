@@ -23,6 +23,7 @@ from clearing.core import provinces
 from clearing.core.errors import ClearingError
 from clearing.core.models.types import CHINA_TZ
 from clearing.dashboard import actions, queries
+from clearing.dashboard import flags as flag_reviews
 from clearing.dashboard.cache import Cached
 from clearing.dashboard.config import DashboardConfig
 from clearing.dashboard.history import History, take
@@ -246,7 +247,7 @@ class Dashboard:
     ) -> cycle.Step:
         ledger = shared_ledger(self.config.db_url)
         if action == "close":
-            return cycle.close(ledger, period, force=force)
+            return cycle.close(ledger, period, force=force, publisher=publisher)
         return cycle.issue(ledger, period, publisher)
 
     def _publisher(self, loop: asyncio.AbstractEventLoop) -> cycle.Publisher:
@@ -270,6 +271,23 @@ class Dashboard:
         except Exception:
             log.exception("dashboard: cannot log %s %s by %s", action, period, operator)
         log.warning("dashboard: %s %s by operator %s: %s", action, period, operator, outcome)
+
+    # ---------------------------------------------------------------- fund-safety flags
+
+    async def flags(self, rule: str | None, province: str | None) -> dict[str, Any]:
+        """The review queue (newest first), filtered, with counts by rule and province."""
+
+        def load() -> dict[str, Any]:
+            with self.engine.connect() as conn:
+                return flag_reviews.flag_queue(conn, rule, province)
+
+        return await asyncio.get_running_loop().run_in_executor(self.executor, load)
+
+    async def review(self, operator: str, flag_id: str, status: str, note: str) -> dict[str, Any]:
+        """Records a review (who and when); UnknownFlag or ValueError when refused."""
+        return await asyncio.get_running_loop().run_in_executor(
+            self.executor, flag_reviews.review, self.engine, flag_id, status, note, operator
+        )
 
     def invalidate(self) -> None:
         """The next read asks the ledger again (after an action changed it)."""

@@ -6,8 +6,12 @@
     GET  /dashboard/api/whoami                  the operator (or viewer) of a bearer token
     POST /dashboard/api/periods/{P}/close       {"force": bool}; operator token required
     POST /dashboard/api/periods/{P}/issue       operator token required
+    GET  /dashboard/api/flags[?rule=R&province=P]  the flags' review queue; operator or viewer
+    POST /dashboard/api/flags/{flag_id}/review  {"status": "confirmed"|"dismissed", "note": "..."};
+                                                operator token required
 
-Reads are open to whoever reaches the port (like /metrics); the two actions need an operator's
+Reads are open to whoever reaches the port (like /metrics), except the flags (they name
+persons), which need an operator's or a viewer's token; the actions and reviews need an operator's
 bearer token (`clearing credentials add --kind operator NAME`); a viewer's token (`--kind
 viewer`) is known to `whoami` but may not act.
 """
@@ -24,6 +28,7 @@ from clearing.core.jsonish import JSONMapping
 from clearing.core.periods import PERIOD_PATTERN
 from clearing.dashboard import collectors
 from clearing.dashboard.config import DashboardConfig
+from clearing.dashboard.flags import UnknownFlag
 from clearing.dashboard.service import ActionError, Dashboard
 
 if TYPE_CHECKING:
@@ -109,6 +114,40 @@ class Handlers:
         return _json(200, {"operator": operator, **outcome})
 
 
+    async def flags(self, request: web.Request) -> web.Response:
+        principal = await self.dashboard.authenticate(_bearer(request))
+        if principal is None:
+            return _json(401, {"error": "an operator's or a viewer's bearer token is required"})
+        rule = request.query.get("rule") or None
+        province = request.query.get("province") or None
+        return _json(200, await self.dashboard.flags(rule, province))
+
+    async def review(self, request: web.Request) -> web.Response:
+        principal = await self.dashboard.authenticate(_bearer(request))
+        if principal is None:
+            return _json(401, {"error": "an operator's bearer token is required"})
+        if principal.kind != "operator":
+            return _json(403, {"error": "a viewer may not review flags"})
+        try:
+            body = orjson.loads(await request.read())
+        except orjson.JSONDecodeError:
+            return _json(400, {"error": "the body is not JSON"})
+        if not isinstance(body, dict):
+            return _json(400, {"error": "the body must be an object"})
+        status, note = body.get("status"), body.get("note", "")
+        if not isinstance(status, str) or not isinstance(note, str):
+            return _json(400, {"error": "status and note must be strings"})
+        try:
+            done = await self.dashboard.review(
+                principal.id, request.match_info["flag_id"], status, note
+            )
+        except UnknownFlag:
+            return _json(404, {"error": "no such flag"})
+        except ValueError as exc:
+            return _json(400, {"error": str(exc)})
+        return _json(200, done)
+
+
 def add_routes(app: web.Application, dashboard: Dashboard) -> None:
     h = Handlers(dashboard)
     router = app.router
@@ -119,6 +158,8 @@ def add_routes(app: web.Application, dashboard: Dashboard) -> None:
     router.add_get("/dashboard/api/whoami", h.whoami)
     router.add_post(f"/dashboard/api/periods/{{period:{PERIOD}}}/close", h.close)
     router.add_post(f"/dashboard/api/periods/{{period:{PERIOD}}}/issue", h.issue)
+    router.add_get("/dashboard/api/flags", h.flags)
+    router.add_post("/dashboard/api/flags/{flag_id}/review", h.review)
 
 
 def metrics_refresh(dashboard: Dashboard) -> Middleware:

@@ -4,8 +4,11 @@
 (clearing/dashboard/service.py) and `clearing run` (clearing/ops/run.py) all call `close` and
 `issue` here, so they answer with the same states and messages and publish the same way:
 
-- `close(ledger, period, force=...)`: see `periods.close_period`; closing a closed or issued
-  period changes nothing and says so.
+- `close(ledger, period, force=..., publisher=...)`: see `periods.close_period`; closing a
+  closed or issued period changes nothing and says so. In the same transaction the period's
+  fund-safety flags (HIGH_REVERSAL_RATE, from the stream's counts) are raised and stored once
+  (`clearing.store.monitor.raise_period_flags`); when this call closed the period they are
+  published like statements: on the flags topic and each province's feed.
 - `issue(ledger, period, publisher)`: issues a closed period's statement once (see
   `periods.issue_period`), then publishes it through `publisher` (the whole statement on the
   clearing topic, each province's part on its feed; `clearing.core.statements`). A statement
@@ -23,9 +26,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import orjson
+from sqlalchemy import Connection
+
+from clearing.config import settings
 from clearing.core.statements import StatementTopics, statement_messages
+from clearing.ledger import periods
 from clearing.ledger.errors import LedgerError
+from clearing.ledger.periods import PeriodInfo
 from clearing.ledger.store import Ledger
+from clearing.store.monitor import flag_provinces, raise_period_flags
 
 Message = tuple[str, bytes, bytes]
 
@@ -42,6 +52,20 @@ class Publisher:
         self.send(messages)
         return len(messages)
 
+    def publish_flags(self, flags: Sequence[bytes]) -> int:
+        """Each flag on the flags topic and on the feed of every province it involves."""
+        topic = getattr(self.topics, "flags", None)
+        messages: list[Message] = []
+        for body in flags:
+            flag = orjson.loads(body)
+            key = str(flag["flag_id"]).encode()
+            if isinstance(topic, str):
+                messages.append((topic, key, body))
+            messages.extend((self.topics.feed(p), key, body) for p in flag_provinces(flag))
+        if messages:
+            self.send(messages)
+        return len(messages)
+
 
 @dataclass(frozen=True)
 class Step:
@@ -56,6 +80,8 @@ class Step:
     statement: dict[str, Any] | None = None
     # Messages published; None when the statement was not published.
     published: int | None = None
+    # The period's fund-safety flags raised at its close (JSON), when closing.
+    flags: tuple[bytes, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         """The step as JSON (without the statement itself)."""
@@ -73,23 +99,56 @@ class Step:
 
 
 class NotPublished(LedgerError):
-    """The statement is issued (that is committed) but the broker did not take it."""
+    """The statement is issued, or the period closed with flags (that is committed), but the
+    broker did not take the messages."""
 
     def __init__(self, step: Step, cause: BaseException) -> None:
-        super().__init__(
-            f"{step.message}, but not published: {type(cause).__name__}: {cause}; "
+        hint = (
             "publish it again with `clearing period issue --republish`"
+            if step.action == "issue"
+            else "its flags are stored: the dashboard's review queue lists them"
+        )
+        super().__init__(
+            f"{step.message}, but not published: {type(cause).__name__}: {cause}; {hint}"
         )
         self.step = step
 
 
-def close(ledger: Ledger, period: str, *, force: bool = False) -> Step:
-    info, changed = ledger.close_period(period, force=force)
+def close(
+    ledger: Ledger,
+    period: str,
+    *,
+    force: bool = False,
+    publisher: Publisher | None = None,
+    monitor: bool | None = None,
+) -> Step:
+    """Closes the period and raises its flags in one transaction; publishes the flags when
+    this call closed it (`monitor`: CLEARING_MONITOR unless given)."""
+    watch = settings().monitor if monitor is None else monitor
+
+    def closing(conn: Connection) -> tuple[PeriodInfo, bool, list[bytes]]:
+        info, changed = periods.close_period(conn, period, force=force)
+        raised = raise_period_flags(conn, info.period) if watch and info.state != "open" else []
+        return info, changed, raised
+
+    info, changed, raised = ledger.run(closing)
     if changed:
         message = f"closed {info.period}: {info.results} results ({info.late_results} late)"
+        if raised:
+            message += f"; {len(raised)} flags"
     else:
         message = f"{info.period} is already {info.state}; nothing changed"
-    return Step("close", info.period, info.state, changed, message)
+    step = Step("close", info.period, info.state, changed, message, flags=tuple(raised))
+    if publisher is None or not (changed and raised):
+        return step
+    try:
+        published = publisher.publish_flags(raised)
+    except Exception as exc:  # the broker's many errors all mean "not acknowledged"
+        raise NotPublished(step, exc) from exc
+    return Step(
+        "close", step.period, step.state, step.changed, f"{message}; published",
+        published=published, flags=step.flags,
+    )  # fmt: skip
 
 
 def issue(
@@ -128,7 +187,8 @@ def close_and_issue(
     force: bool = False,
     republish: bool = False,
 ) -> tuple[Step, Step]:
-    return close(ledger, period, force=force), issue(ledger, period, publisher, republish=republish)
+    closed = close(ledger, period, force=force, publisher=publisher)
+    return closed, issue(ledger, period, publisher, republish=republish)
 
 
 @contextmanager

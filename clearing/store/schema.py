@@ -467,3 +467,82 @@ operator_actions = Table(
     CheckConstraint(_one_of("action", OPERATOR_ACTIONS), name="action"),
     CheckConstraint(_period("period"), name="period_format"),
 )
+
+# ---------------------------------------------------------------------------------------------
+# Fund-safety monitoring (clearing.core.monitoring): the stream's monitor state and its flags
+
+FLAG_RULES = (
+    "OVERLAPPING_STAYS",
+    "OUTPATIENT_DURING_STAY",
+    "QUICK_READMISSION",
+    "DUPLICATE_BILLING",
+    "HIGH_REVERSAL_RATE",
+)
+REVIEW_STATUSES = ("confirmed", "dismissed")
+
+# A priced, not reversed settlement as the rules see it (`monitoring.Seen`), with where it was
+# read: a person's events are in one partition, so `source_offset` is their processing order.
+monitor_seen = Table(
+    "monitor_seen",
+    metadata,
+    Column("settlement_id", String(64), primary_key=True),
+    Column("person_id", String(64), nullable=False, index=True),
+    Column("source_offset", BigInteger, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("hospital_id", String(64), nullable=False),
+    Column("admitted_on", Date, nullable=False),
+    Column("discharged", Date, nullable=False),
+    Column("diagnosis", String(64), nullable=False),
+    Column("items", LargeBinary, nullable=False),
+    Column("period", String(7), nullable=False),
+    Column("payer", String(6), nullable=False),
+    Column("payee", String(6), nullable=False),
+    Column("total_fen", BigInteger, nullable=False),
+    CheckConstraint(_one_of("kind", ACCUMULATOR_KINDS), name="kind"),
+    CheckConstraint(_period("period"), name="period_format"),
+)
+
+# Priced settlements and reversals per (period, hospital), split by payer and payee so that
+# concurrent batches only ever add to a row (rule 5 sums a hospital's rows when its period closes).
+monitor_counts = Table(
+    "monitor_counts",
+    metadata,
+    Column("period", String(7), primary_key=True),
+    Column("hospital_id", String(64), primary_key=True),
+    Column("payer", String(6), primary_key=True),
+    Column("payee", String(6), primary_key=True),
+    Column("settlements", BigInteger, nullable=False),
+    Column("reversals", BigInteger, nullable=False),
+    CheckConstraint(_period("period"), name="period_format"),
+    CheckConstraint("settlements >= 0 AND reversals >= 0", name="non_negative"),
+)
+
+# Every flag raised, once: `source` is the position of the event that raised it (its result is
+# in `stream_results`), or `close:<period>` for a period's close; `position` orders a source's
+# flags as raised.
+flags = Table(
+    "flags",
+    metadata,
+    Column("flag_id", String(200), primary_key=True),
+    Column("rule", String(32), nullable=False),
+    Column("period", String(7), nullable=False, index=True),
+    Column("flag", LargeBinary, nullable=False),
+    Column("source", String(300), nullable=False, index=True),
+    Column("position", Integer, nullable=False),
+    _now(),
+    CheckConstraint(_one_of("rule", FLAG_RULES), name="rule"),
+    CheckConstraint(_period("period"), name="period_format"),
+)
+
+# An operator's review of a flag; the newest is the flag's state.
+flag_reviews = Table(
+    "flag_reviews",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("flag_id", String(200), ForeignKey("flags.flag_id"), nullable=False, index=True),
+    Column("status", String(16), nullable=False),
+    Column("note", Text, nullable=False),
+    Column("operator", String(64), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    CheckConstraint(_one_of("status", REVIEW_STATUSES), name="status"),
+)

@@ -18,11 +18,13 @@ import orjson
 from sqlalchemy import Connection, Engine, Row, Select, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from clearing.config import settings
 from clearing.core.errors import UnavailableError
 from clearing.core.keys import reversal_key, settlement_key
 from clearing.core.models.events import Assistance, Filing, Reversal, Settlement
 from clearing.core.models.results import Invalid, Priced, Result
 from clearing.core.models.types import province_of
+from clearing.core.monitoring import PersonHistory
 from clearing.core.parse import Parsed, Rejection, parse_event
 from clearing.core.periods import CLEARED
 from clearing.core.pricer import price_parsed
@@ -41,6 +43,13 @@ from clearing.core.pricing import (
 from clearing.core.refdata import RefData
 from clearing.core.tiers import TierAccumulator
 from clearing.store import db
+from clearing.store.monitor import (
+    BatchMonitor,
+    MonitorPlan,
+    load_flags,
+    load_histories,
+    write_monitor,
+)
 from clearing.store.schema import (
     ids,
     stream_accumulators,
@@ -94,6 +103,10 @@ class BatchOutput:
     emits: list[Emit] = field(default_factory=list)
     alerts: list[dict] = field(default_factory=list)
     attempts: int = 1
+    # The flags the batch's events raised (or, replayed, had raised), in event order.
+    flags: list[bytes] = field(default_factory=list)
+    # The rule of each flag newly raised (not replayed), for the counter.
+    raised_rules: list[str] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -156,6 +169,14 @@ class Plan:
     by_source: dict[str, Emit]
     new: list[Emit]
     effects: list[tuple[Record, object]]
+    monitor: MonitorPlan | None = None
+
+    def flags(self, records: Sequence[Record], replayed: dict[str, list[bytes]]) -> list[bytes]:
+        raised = self.monitor.raised if self.monitor is not None else {}
+        out: list[bytes] = []
+        for record in records:
+            out.extend(replayed.get(record.source) or raised.get(record.source) or ())
+        return out
 
     def emits(self, records: Sequence[Record]) -> list[Emit]:
         out = []
@@ -184,10 +205,14 @@ class BatchProcessor:
     ledger: Callable[[Connection, list[dict]], list[dict]] | None = None
     max_attempts: int = 20
     reader: Engine | None = None
+    # Fund-safety monitoring (CLEARING_MONITOR; on unless "0"): flags, never money.
+    monitor: bool | None = None
 
     def __post_init__(self) -> None:
         if self.reader is None:
             self.reader = db.read_engine(self.engine)
+        if self.monitor is None:
+            self.monitor = settings().monitor
 
     def process(self, records: Sequence[Record]) -> BatchOutput:
         """Results for every record, in order; retries a batch that raced another."""
@@ -198,14 +223,30 @@ class BatchProcessor:
                     plan = self._price(records, parsed, *self._read(conn, records, parsed, False))
                 with self.engine.begin() as conn:
                     stored, loaded = self._read(conn, records, parsed, True)
-                    if stored.keys() != plan.stored.keys() or loaded.book != plan.loaded.book:
+                    if (
+                        stored.keys() != plan.stored.keys()
+                        or loaded.book != plan.loaded.book
+                        or loaded.histories != plan.loaded.histories
+                    ):
                         plan = self._price(records, parsed, stored, loaded)
                     write_batch(conn, plan.loaded, plan.book, plan.new, plan.effects)
+                    replayed: dict[str, list[bytes]] = {}
+                    if plan.monitor is not None:
+                        write_monitor(conn, plan.monitor)
+                    if self.monitor and stored:
+                        replayed = load_flags(conn, list(stored))
                     alerts = []
                     if self.ledger is not None:
                         cleared = [e.result for e in plan.new if e.status in CLEARED]
                         alerts = self.ledger(conn, cleared)
-                return BatchOutput(plan.emits(records), alerts, attempt)
+                rules: list[str] = (
+                    [f.rule for raised in plan.monitor.flags.values() for f in raised]
+                    if plan.monitor is not None
+                    else []
+                )
+                return BatchOutput(
+                    plan.emits(records), alerts, attempt, plan.flags(records, replayed), rules
+                )
             except (IntegrityError, TakenMeanwhile) as exc:
                 if attempt == self.max_attempts:
                     raise
@@ -218,8 +259,8 @@ class BatchProcessor:
                 time.sleep(min(0.5, 0.01 * attempt))
         raise UnavailableError(f"batch of {len(records)} still conflicting after retries")
 
-    @staticmethod
     def _read(
+        self,
         conn: Connection,
         records: Sequence[Record],
         parsed: Sequence[Parsed | Rejection],
@@ -231,7 +272,13 @@ class BatchProcessor:
             for record, p in zip(records, parsed, strict=True)
             if record.source not in stored and isinstance(p, Parsed)
         ]
-        return stored, load_book(conn, events, lock)
+        loaded = load_book(conn, events, lock)
+        if self.monitor:
+            persons = [
+                p.event.person_id for p in events if isinstance(p.event, Settlement | Reversal)
+            ]
+            loaded.histories = load_histories(conn, persons)
+        return stored, loaded
 
     def _price(
         self,
@@ -249,6 +296,7 @@ class BatchProcessor:
         refdata = self.refdata()
         by_source: dict[str, Emit] = {}
         effects: list[tuple[Record, object]] = []
+        monitor = BatchMonitor(dict(loaded.histories)) if self.monitor else None
         for record, p in fresh:
             if isinstance(p, Rejection):
                 by_source[record.source] = invalid_emit(record, p.error)
@@ -260,6 +308,8 @@ class BatchProcessor:
                 log.error("event at %s could not be priced: %s", record.source, error)
                 by_source[record.source] = invalid_emit(record, outcome.result.error)
                 continue
+            if monitor is not None:
+                monitor.observe(record.source, record.offset, p.event, outcome.result)
             route = rejected_route(p, book) if outcome.result.status == "rejected" else None
             effects.extend((record, e) for e in outcome.effects)
             result = result_dict(outcome.result, record, route)
@@ -268,7 +318,8 @@ class BatchProcessor:
                 result["settled_at"] = p.event.settled_at
             by_source[record.source] = make_emit(record, result, kind=p.event.type)
         new = [by_source[r.source] for r, _ in fresh]
-        return Plan(stored, loaded, book, by_source, new, effects)
+        plan = monitor.plan if monitor is not None else None
+        return Plan(stored, loaded, book, by_source, new, effects, plan)
 
 
 def _is_conflict(exc: DBAPIError) -> bool:
@@ -300,6 +351,8 @@ class LoadedBook:
     priced_ids: set[str]
     reversed_ids: set[str]
     tier_keys: set[tuple[str, int]] = field(default_factory=set)
+    # The monitor's histories of the batch's persons (when monitoring is on).
+    histories: dict[str, PersonHistory] = field(default_factory=dict)
 
 
 def copy_book(book: MemoryBook) -> MemoryBook:

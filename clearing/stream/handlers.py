@@ -25,6 +25,8 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from clearing import metrics
 from clearing.core.errors import UnavailableError
 from clearing.core.jsonish import JSONMapping, JSONObject
+from clearing.core.provinces import PROVINCES
+from clearing.store.monitor import flag_provinces
 from clearing.stream import ledger_link
 from clearing.stream.batch import BatchOutput, BatchProcessor, Emit, Record, invalid_emit
 from clearing.stream.refdata_feed import RefdataFeed
@@ -80,6 +82,18 @@ def deadletter_headers(emit: Emit) -> list[tuple[str, bytes]]:
     if r.run is not None:
         headers.append(("run", r.run.encode()))
     return headers
+
+
+def flag_messages(topics: Topics, flags: Sequence[bytes]) -> list[tuple[str, bytes, bytes]]:
+    """Each flag goes to the flags topic and to the feed of every province it involves (payer
+    or payee of either settlement), no other; keyed by its flag_id."""
+    out = []
+    for body in flags:
+        flag = orjson.loads(body)
+        key = str(flag["flag_id"]).encode()
+        out.append((topics.flags, key, body))
+        out.extend((topics.feed(p), key, body) for p in flag_provinces(flag) if p in PROVINCES)
+    return out
 
 
 def alert_messages(topics: Topics, alerts: Sequence[JSONMapping]) -> list[tuple[str, bytes]]:
@@ -221,11 +235,15 @@ class PriceHandler:
         """Isolates the event a batch fails on: it is dead-lettered, the others go on."""
         emits: list[Emit] = []
         alerts: list[JSONObject] = []
+        flags: list[bytes] = []
+        rules: list[str] = []
         for record in records:
             try:
                 single = self.processor().process([record])
                 emits.extend(single.emits)
                 alerts.extend(single.alerts)
+                flags.extend(single.flags)
+                rules.extend(single.raised_rules)
             except UNAVAILABLE:
                 raise
             except Exception as exc:
@@ -236,7 +254,7 @@ class PriceHandler:
                     type(exc).__name__,
                 )
                 emits.append(invalid_emit(record, f"could not be processed ({type(exc).__name__})"))
-        return BatchOutput(emits, alerts), alerts
+        return BatchOutput(emits, alerts, flags=flags, raised_rules=rules), alerts
 
     async def _send_all(
         self, output: BatchOutput, alerts: list[JSONObject]
@@ -261,6 +279,8 @@ class PriceHandler:
                     add((topics.deadletter, 0, key, record.value, deadletter_headers(emit)))
             for topic, body in alert_messages(topics, alerts):
                 add((topic, 0, None, body, None))
+            for topic, key, body in flag_messages(topics, output.flags):
+                add((topic, 0, key, body, None))
             return await self.send_many(messages)
         except Exception:
             log.exception("handing the batch to the producer failed")
@@ -304,6 +324,8 @@ def count_batch(output: BatchOutput, alerts: list[JSONObject], now_ms: float) ->
         metrics.DEAD_LETTERS.inc(dead)
     if alerts:
         metrics.ALERTS.inc(len(alerts))
+    for rule, n in Counter(output.raised_rules).items():
+        metrics.FLAGS.labels(rule).inc(n)
 
 
 @dataclass

@@ -140,7 +140,10 @@ def test_each_feed_carries_exactly_its_provinces_results(
         for result in results:
             assert spec_view(result) == by_line[result["line"]]
             assert province in (result["payer"], result["payee"])
-        for message in others:  # statements, prepayment alerts and notices: this province's
+        for message in others:  # statements, prepayment alerts and notices, flags: its own
+            if message["type"] == "flag":
+                assert province in {*message["payers"], *message["payees"]}
+                continue
             assert message["type"] in ("statement", "prepayment_alert", "prepayment_notice")
             assert message["province"] == province
             for obligation in message.get("obligations", ()):
