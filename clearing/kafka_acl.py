@@ -23,6 +23,7 @@ from __future__ import annotations
 import time
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 from clearing.kafka_auth import KafkaAuth, kafka_python_kwargs
 
@@ -115,21 +116,23 @@ def operator_acls(prefix: str, name: str = "operator") -> list[AclBinding]:
 # -- on a broker (kafka-python admin client) ---------------------------------------------------
 
 
-def _kafka_admin():
+def _kafka_admin() -> Any:  # kafka.admin (untyped)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         import kafka.admin as admin
     return admin
 
 
-def admin_client(bootstrap: str, auth: KafkaAuth | None, client_id: str = "clearing-acl", **config):
+def admin_client(
+    bootstrap: str, auth: KafkaAuth | None, client_id: str = "clearing-acl", **config: Any
+) -> Any:
     """A kafka-python `KafkaAdminClient` (`config`: its other settings); close it when done."""
     return _kafka_admin().KafkaAdminClient(
         bootstrap_servers=bootstrap, client_id=client_id, **kafka_python_kwargs(auth), **config
     )
 
 
-def to_kafka_acl(binding: AclBinding):
+def to_kafka_acl(binding: AclBinding) -> Any:
     admin = _kafka_admin()
     return admin.ACL(
         principal=binding.principal,
@@ -144,7 +147,7 @@ def to_kafka_acl(binding: AclBinding):
     )
 
 
-def create_acls(admin, bindings: list[AclBinding]) -> None:
+def create_acls(admin: Any, bindings: list[AclBinding]) -> None:
     """Creates the rules (existing identical rules are fine); raises if any failed."""
     if not bindings:
         return
@@ -153,7 +156,7 @@ def create_acls(admin, bindings: list[AclBinding]) -> None:
         raise RuntimeError(f"creating ACLs failed: {result['failed']}")
 
 
-def delete_acls(admin, bindings: list[AclBinding]) -> int:
+def delete_acls(admin: Any, bindings: list[AclBinding]) -> int:
     """Deletes exactly these rules; returns how many the broker removed."""
     if not bindings:
         return 0
@@ -165,7 +168,7 @@ def delete_acls(admin, bindings: list[AclBinding]) -> int:
     return removed
 
 
-def describe_acls(admin, principal: str) -> set[AclBinding]:
+def describe_acls(admin: Any, principal: str) -> set[AclBinding]:
     """The ALLOW rules the broker's authorizer holds for `principal`."""
     kadmin = _kafka_admin()
     found, _error = admin.describe_acls(
@@ -192,7 +195,7 @@ def describe_acls(admin, principal: str) -> set[AclBinding]:
     }
 
 
-def wait_for_acls(admin, bindings: list[AclBinding], timeout: float = 30.0) -> None:
+def wait_for_acls(admin: Any, bindings: list[AclBinding], timeout: float = 30.0) -> None:
     """Waits until the broker's authorizer holds every rule: ACLs reach it through the metadata
     log, so a client started right after `create_acls` may still be refused (and an idempotent
     producer refused its producer id stays failed)."""
@@ -205,19 +208,19 @@ def wait_for_acls(admin, bindings: list[AclBinding], timeout: float = 30.0) -> N
             time.sleep(0.2)
 
 
-def grant_province(admin, code: str, prefix: str, wait: bool = True) -> None:
+def grant_province(admin: Any, code: str, prefix: str, wait: bool = True) -> None:
     bindings = province_acls(code, prefix)
     create_acls(admin, bindings)
     if wait:
         wait_for_acls(admin, bindings)
 
 
-def revoke_province(admin, code: str, prefix: str) -> int:
+def revoke_province(admin: Any, code: str, prefix: str) -> int:
     return delete_acls(admin, province_acls(code, prefix))
 
 
 def upsert_scram_user(
-    admin,
+    admin: Any,
     username: str,
     password: str,
     mechanism: str = "SCRAM-SHA-512",
@@ -232,7 +235,7 @@ def upsert_scram_user(
     _check_users(admin.alter_user_scram_credentials([change]), "setting")
 
 
-def delete_scram_user(admin, username: str, mechanism: str = "SCRAM-SHA-512") -> None:
+def delete_scram_user(admin: Any, username: str, mechanism: str = "SCRAM-SHA-512") -> None:
     """Removes the user's credential for `mechanism`; its ACLs stay until deleted.
 
     On Kafka 4.4 a deletion that is not yet covered by a metadata snapshot can make the broker
@@ -243,7 +246,7 @@ def delete_scram_user(admin, username: str, mechanism: str = "SCRAM-SHA-512") ->
     _check_users(admin.alter_user_scram_credentials([change]), "deleting")
 
 
-def scram_users(admin) -> dict[str, list[str]]:
+def scram_users(admin: Any) -> dict[str, list[str]]:
     """User name -> its SCRAM mechanisms."""
     described = admin.describe_user_scram_credentials()
     return {

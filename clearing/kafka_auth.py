@@ -2,7 +2,8 @@
 
 The local broker of `deploy/kafka.sh` accepts only SASL_PLAINTEXT with SCRAM-SHA-512; its admin's
 credentials are in a librdkafka properties file (`deploy/kafka.sh client-config` prints its
-path). `KafkaAuth.from_env()` finds the credentials a process should use, from the first of:
+path). `KafkaAuth.from_settings(settings)` (or `from_env()`) finds the credentials a process
+should use, from the first of (the variables are read by `clearing.config.Settings`):
 
 1. `KAFKA_CLIENT_CONFIG`: the path of a librdkafka properties file (`sasl.username`, ...);
 2. `KAFKA_USERNAME` with `KAFKA_PASSWORD` or `KAFKA_PASSWORD_FILE` (optional
@@ -15,8 +16,8 @@ path). `KafkaAuth.from_env()` finds the credentials a process should use, from t
 Then `auth.aiokafka_kwargs()`, `auth.kafka_python_kwargs()` or `auth.faust_credentials()` give
 what each client takes; the module-level functions of the same names also accept `None`.
 
-Standalone on purpose: it imports nothing from `clearing`, and faust only when asked for
-faust's credentials.
+Imports nothing of the project but `clearing.config`, and faust only when asked for faust's
+credentials.
 """
 
 from __future__ import annotations
@@ -27,13 +28,23 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from clearing.config import (
+    DEFAULT_SASL_MECHANISM,
+    DEFAULT_SECURITY_PROTOCOL,
+    LOCAL_ADMIN_FILE,
+    Settings,
+)
+
+if TYPE_CHECKING:
+    import faust
 
 MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN")
 PROTOCOLS = ("SASL_PLAINTEXT", "SASL_SSL")
-DEFAULT_MECHANISM = "SCRAM-SHA-512"
-DEFAULT_PROTOCOL = "SASL_PLAINTEXT"
-LOCAL_ADMIN_FILE = Path("kafka") / "secrets" / "admin.properties"
+DEFAULT_MECHANISM = DEFAULT_SASL_MECHANISM
+DEFAULT_PROTOCOL = DEFAULT_SECURITY_PROTOCOL
+__all__ = ["LOCAL_ADMIN_FILE", "KafkaAuth"]
 
 
 @dataclass(frozen=True)
@@ -91,30 +102,30 @@ class KafkaAuth:
         return cls.from_properties(read_properties(path))
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> KafkaAuth | None:
+    def from_settings(cls, settings: Settings) -> KafkaAuth | None:
         """The first source of the module's table that is set; None means no authentication."""
-        env = os.environ if env is None else env
-        config = env.get("KAFKA_CLIENT_CONFIG")
-        if config:
-            return cls.from_properties_file(config)
-        username = env.get("KAFKA_USERNAME")
-        if username:
-            password = env.get("KAFKA_PASSWORD")
-            password_file = env.get("KAFKA_PASSWORD_FILE")
-            if not password and password_file:
-                password = Path(password_file).read_text(encoding="utf-8").strip()
+        if settings.kafka_client_config is not None:
+            return cls.from_properties_file(settings.kafka_client_config)
+        if settings.kafka_username:
+            password = settings.kafka_password
+            if not password and settings.kafka_password_file is not None:
+                password = settings.kafka_password_file.read_text(encoding="utf-8").strip()
             if not password:
                 raise ValueError("KAFKA_USERNAME is set without KAFKA_PASSWORD(_FILE)")
             return cls(
-                username,
+                settings.kafka_username,
                 password,
-                (env.get("KAFKA_SASL_MECHANISM") or DEFAULT_MECHANISM).upper(),
-                (env.get("KAFKA_SECURITY_PROTOCOL") or DEFAULT_PROTOCOL).upper(),
+                settings.kafka_sasl_mechanism,
+                settings.kafka_security_protocol,
             )
-        local = local_admin_file(env)
-        if local.is_file():
-            return cls.from_properties_file(local)
+        if settings.kafka_admin_file.is_file():
+            return cls.from_properties_file(settings.kafka_admin_file)
         return None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> KafkaAuth | None:
+        """`from_settings` of the environment (or of `env`), as `clearing.config` reads it."""
+        return cls.from_settings(Settings.from_env(env))
 
     # -- what each client takes ------------------------------------------------------------
 
@@ -144,7 +155,7 @@ class KafkaAuth:
             "sasl_plain_password": self.password,
         }
 
-    def faust_credentials(self):
+    def faust_credentials(self) -> faust.SASLCredentials:
         """`faust.SASLCredentials` for the app's `broker_credentials` setting.
 
         faust-streaming hands `credentials.mechanism.value` to aiokafka as `sasl_mechanism`
@@ -211,9 +222,7 @@ def bootstrap_from_properties_file(path: str | os.PathLike[str]) -> str | None:
 
 def local_admin_file(env: Mapping[str, str] | None = None) -> Path:
     """Where `deploy/kafka.sh` keeps its admin's client config."""
-    env = os.environ if env is None else env
-    home = env.get("CLEARING_HOME") or str(Path.home() / ".local" / "share" / "clearing")
-    return Path(home) / LOCAL_ADMIN_FILE
+    return Settings.from_env(env).kafka_admin_file
 
 
 # -- for callers that may have no credentials -----------------------------------------------

@@ -22,6 +22,8 @@ from clearing.api import ApiConfig
 from clearing.api import install as install_api
 from clearing.dashboard import DashboardConfig
 from clearing.dashboard import install as install_dashboard
+from clearing.kafka_auth import faust_settings
+from clearing.kafka_clients import client_auth
 from clearing.ledger.store import Ledger
 from clearing.metrics import render
 from clearing.stream import reconcile
@@ -60,6 +62,8 @@ def make_app(config: StreamConfig) -> faust.App:
         "web_host": "127.0.0.1",
         "web_bind": config.web_bind,
         "datadir": str(config.datadir),
+        # SASL for faust's consumer, producer and admin client alike (none without a login).
+        **faust_settings(client_auth(config.auth)),
     }
     if config.worker_id:
         # Static membership: a restarted worker takes its partitions back at once. Its identity
@@ -79,7 +83,7 @@ topics = config.topics
 
 events_topic = app.topic(topics.events, partitions=EVENTS_PARTITIONS, internal=False)
 
-refdata_feed = RefdataFeed(config.bootstrap, topics.refdata)
+refdata_feed = RefdataFeed(config.bootstrap, topics.refdata, config.auth)
 db_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clearing-db")
 
 

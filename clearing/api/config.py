@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from clearing.config import MAX_BODY_BYTES, settings
+from clearing.kafka_clients import ENV, Auth
 from clearing.stream.config import StreamConfig
 from clearing.topics import Topics
 
@@ -24,6 +25,7 @@ class ApiConfig:
     # A claimed id whose publication was never confirmed (a crash, a broker error) is
     # published again by a same-content retry after this long; the stream drops the copy.
     republish_after: float = 15.0
+    auth: Auth = ENV  # the Kafka login (`ENV`: read from the environment)
 
     @classmethod
     def from_stream(cls, stream: StreamConfig) -> ApiConfig:
@@ -34,6 +36,7 @@ class ApiConfig:
             db_url=stream.db_url,
             wait_seconds=s.api_wait,
             max_body_bytes=s.api_max_body,
+            auth=stream.auth,
         )
 
     @classmethod

@@ -1,9 +1,5 @@
-"""Kafka client credentials (clearing.kafka_auth) and ACL sets (clearing.kafka_acl).
-
-Everything but the last test runs without a broker. The integration test's logic is
-`check_secure_broker(bootstrap, admin_auth, prefix)`; its fixture here reads the broker and the
-admin's credentials from a librdkafka properties file (`KAFKA_CLIENT_CONFIG`, else the local
-broker's `deploy/kafka.sh client-config`) and skips when there is none.
+"""Kafka client credentials (clearing.kafka_auth), how every client gets them, and the ACL sets
+(clearing.kafka_acl), without a broker. On the broker: integration/kafka/test_kafka_security.py.
 """
 
 from __future__ import annotations
@@ -12,15 +8,15 @@ import inspect
 import os
 import stat
 import subprocess
-import time
-import uuid
 import warnings
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from support.paths import ROOT
 
 from clearing import kafka_acl as acl
+from clearing.config import Settings
+from clearing.core.provinces import PROVINCES
 from clearing.kafka_auth import (
     KafkaAuth,
     aiokafka_kwargs,
@@ -31,11 +27,10 @@ from clearing.kafka_auth import (
     read_properties,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
 SECRET = "s3cret-Value=with=equals"
 
 
-def auth(**changes) -> KafkaAuth:
+def auth(**changes: str) -> KafkaAuth:
     return KafkaAuth(**{"username": "province-110000", "password": SECRET, **changes})
 
 
@@ -247,8 +242,6 @@ def test_province_acls() -> None:
 
 
 def test_provinces_share_nothing() -> None:
-    from clearing.provinces import PROVINCES
-
     names = {
         code: {b.name for b in acl.province_acls(code, "p") if b.resource_type == "TOPIC"}
         for code in PROVINCES
@@ -310,117 +303,88 @@ def test_every_binding_converts_to_a_kafka_python_acl() -> None:
         assert converted.resource_pattern.resource_name == binding.name
 
 
-# -- on a secured broker --------------------------------------------------------------------
+# -- every client takes the login from the settings -----------------------------------------
 
 
-def check_secure_broker(
-    bootstrap: str,
-    admin_auth: KafkaAuth,
-    prefix: str,
-    restart: Callable[[], None] | None = None,
+def test_settings_read_the_login_and_never_show_the_password(tmp_path: Path) -> None:
+    settings = Settings.from_env(
+        {
+            "CLEARING_HOME": str(tmp_path),
+            "KAFKA_USERNAME": "api",
+            "KAFKA_PASSWORD": SECRET,
+            "KAFKA_SASL_MECHANISM": "scram-sha-256",
+        }
+    )
+    assert settings.kafka_username == "api"
+    assert settings.kafka_sasl_mechanism == "SCRAM-SHA-256"
+    assert settings.kafka_admin_file == tmp_path / "kafka/secrets/admin.properties"
+    assert SECRET not in repr(settings)
+    assert KafkaAuth.from_settings(settings) == KafkaAuth("api", SECRET, "SCRAM-SHA-256")
+    assert settings.kafka_client_config_file() is None  # the login is not in a file
+
+
+def test_client_config_file_is_what_child_processes_get(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    assert Settings.from_env({"CLEARING_HOME": str(home)}).kafka_client_config_file() is None
+    admin_file = auth(username="admin").write_properties_file(
+        local_admin_file({"CLEARING_HOME": str(home)}), "h:1"
+    )
+    env = {"CLEARING_HOME": str(home)}
+    assert Settings.from_env(env).kafka_client_config_file() == admin_file
+    given = tmp_path / "given.properties"
+    env["KAFKA_CLIENT_CONFIG"] = str(given)
+    assert Settings.from_env(env).kafka_client_config_file() == given
+
+
+def test_clients_log_in_as_the_environment_says(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """On a broker with SASL/SCRAM and ACLs: anonymous clients are refused; a province principal
-    writes its inbound topic and reads its feed, and nothing of another province or the events
-    topic. Creates (and removes) its topics, the user `province-110000` and its ACLs.
+    from clearing import kafka_clients
+    from clearing.dashboard.lag import LagReader
+    from clearing.ops.workers import worker_env
+    from clearing.stream.config import StreamConfig
+    from clearing.stream.refdata_feed import RefdataFeed
 
-    With `restart` (e.g. conftest's `kafka_broker.restart`), the broker is restarted after the
-    user was deleted and admin must still log in: deleting a SCRAM user can lock everyone out
-    after a restart on Kafka 4.4 (see `metadata_snapshotted` in deploy/kafka.sh)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
-        from kafka.errors import KafkaError, KafkaTimeoutError, TopicAuthorizationFailedError
+    config = auth(username="workers").write_properties_file(tmp_path / "w.properties", "h:1")
+    monkeypatch.delenv("KAFKA_USERNAME", raising=False)
+    monkeypatch.setenv("CLEARING_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("KAFKA_CLIENT_CONFIG", str(config))
 
-    with pytest.raises(KafkaTimeoutError):  # PLAINTEXT to a SASL listener: no bootstrap
-        KafkaAdminClient(bootstrap_servers=bootstrap, bootstrap_timeout_ms=3000).close()
+    assert kafka_clients.client_auth() == auth(username="workers")
+    assert kafka_clients.kafka_python_auth()["sasl_plain_username"] == "workers"
+    assert kafka_clients.aiokafka_auth()["sasl_mechanism"] == "SCRAM-SHA-512"
+    assert kafka_clients.kafka_python_auth(None) == {}
+    assert StreamConfig.from_env().auth == auth(username="workers")
+    assert worker_env("h:1", "p", "sqlite://", 1, 1)["KAFKA_CLIENT_CONFIG"] == str(config)
+    assert LagReader("h:1", "g", ["t"]).auth is kafka_clients.ENV
+    assert RefdataFeed("h:1", "t").auth is kafka_clients.ENV
 
-    own_inbound, own_feed = f"{prefix}.inbound.110000", f"{prefix}.feed.110000"
-    other_feed, events = f"{prefix}.feed.120000", f"{prefix}.events"
-    topics = [own_inbound, own_feed, other_feed, events]
-    province = KafkaAuth("province-110000", uuid.uuid4().hex)
-    admin = acl.admin_client(bootstrap, admin_auth, client_id="pytest-kafka-auth")
-    try:
-        spec = {"num_partitions": 1, "replication_factor": 1}
-        admin.create_topics({name: spec for name in topics}, wait_for_metadata=True)
-        acl.upsert_scram_user(admin, province.username, province.password)
-        acl.grant_province(admin, "110000", prefix)
-        assert "SCRAM-SHA-512" in acl.scram_users(admin)[province.username]
-        seed = KafkaProducer(bootstrap_servers=bootstrap, **admin_auth.kafka_python_kwargs())
-        for name in (own_feed, other_feed):
-            seed.send(name, f"for {name}".encode()).get(30)
-        seed.close()
-
-        assert set(acl.province_acls("110000", prefix)) == acl.describe_acls(
-            admin, "User:province-110000"
-        )
-        producer = KafkaProducer(
-            bootstrap_servers=bootstrap, max_block_ms=10000, **province.kafka_python_kwargs()
-        )
-        try:
-            assert producer.send(own_inbound, b"from 110000").get(10).offset == 0
-            with pytest.raises(KafkaError):
-                producer.send(events, b"not allowed").get(10)
-        finally:
-            producer.close(timeout=5)
-
-        def read(topic: str, group: str) -> list[bytes]:
-            consumer = KafkaConsumer(
-                bootstrap_servers=bootstrap,
-                group_id=group,
-                auto_offset_reset="earliest",
-                enable_auto_commit=False,
-                **province.kafka_python_kwargs(),
-            )
-            try:
-                consumer.assign([TopicPartition(topic, 0)])
-                received: list[bytes] = []
-                deadline = time.monotonic() + 20
-                while not received and time.monotonic() < deadline:
-                    for records in consumer.poll(timeout_ms=500).values():
-                        received.extend(r.value for r in records)
-                return received
-            finally:
-                consumer.close()
-
-        assert read(own_feed, "province-110000-pytest") == [f"for {own_feed}".encode()]
-        with pytest.raises(TopicAuthorizationFailedError):
-            read(other_feed, "province-110000-pytest")
-    finally:
-        try:
-            acl.revoke_province(admin, "110000", prefix)
-            acl.delete_scram_user(admin, province.username)
-        except (KafkaError, RuntimeError):
-            pass
-        admin.delete_topics(topics, raise_errors=False)
-        admin.close()
-    if restart is not None:
-        restart()
-        acl.admin_client(bootstrap, admin_auth, client_id="pytest-after-restart").close()
+    monkeypatch.delenv("KAFKA_CLIENT_CONFIG")
+    assert kafka_clients.client_auth() is None  # no admin file under this CLEARING_HOME
+    assert kafka_clients.kafka_python_auth() == {}
 
 
-@pytest.fixture
-def secure_kafka() -> Iterator[tuple[str, KafkaAuth]]:
-    """(bootstrap, admin credentials) of a secured broker, from its client properties file."""
-    path = Path(os.environ.get("KAFKA_CLIENT_CONFIG") or local_admin_file())
-    if not path.is_file():
-        pytest.skip(f"no Kafka client config at {path} (KAFKA_CLIENT_CONFIG)")
-    bootstrap = read_properties(path).get("bootstrap.servers")
-    if not bootstrap:
-        pytest.skip(f"{path} has no bootstrap.servers")
-    admin_auth = KafkaAuth.from_properties_file(path)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        from kafka.errors import KafkaError
-    try:
-        acl.admin_client(
-            bootstrap, admin_auth, client_id="pytest-probe", bootstrap_timeout_ms=10000
-        ).close()
-    except KafkaError as exc:
-        pytest.skip(f"the secured broker at {bootstrap} does not answer: {exc}")
-    yield bootstrap, admin_auth
+def test_topics_include_one_inbound_topic_per_province() -> None:
+    from clearing.topics import Topics
+
+    specs = {spec.name: spec for spec in Topics("p").specs()}
+    for code in PROVINCES:
+        assert specs[f"p.inbound.{code}"].partitions == 1
+        assert f"p.feed.{code}" in specs
 
 
-@pytest.mark.kafka
-def test_secure_broker_enforces_province_acls(secure_kafka: tuple[str, KafkaAuth]) -> None:
-    bootstrap, admin_auth = secure_kafka
-    check_secure_broker(bootstrap, admin_auth, f"authz-{uuid.uuid4().hex[:8]}")
+def test_province_cli_is_registered() -> None:
+    from clearing.cli import build_parser
+
+    args = build_parser().parse_args(["province", "add", "110000", "--out", "x.properties"])
+    assert args.code == "110000" and args.out == Path("x.properties") and not args.replace
+    args = build_parser().parse_args(["province", "revoke", "110000"])
+    assert args.func.__name__ == "_revoke"
+
+
+def test_province_passwords_are_random_and_plain() -> None:
+    from clearing.ops.province_cli import new_password
+
+    first, second = new_password(), new_password()
+    assert first != second
+    assert len(first) == 32 and first.isalnum()
