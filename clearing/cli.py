@@ -16,6 +16,7 @@ SUBCOMMAND_MODULES = (
     "clearing.ops.ledger_cli",
     "clearing.ops.cli",
     "clearing.ops.credentials_cli",
+    "clearing.ops.province_cli",
     "clearing.ops.bench.cli",
 )
 

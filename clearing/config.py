@@ -17,13 +17,21 @@ the tools, with its default. A malformed value is an `InputError` naming the var
 | CLEARING_DASHBOARD_SAMPLE | 5 (seconds between two points of the live charts) |
 | CLEARING_MONITOR | 1 (`0` turns fund-safety monitoring off in the price stage: no flags) |
 | CLEARING_CLIENT_DEBUG | unset (the Kafka client's DEBUG records are dropped unless set) |
+| KAFKA_CLIENT_CONFIG | unset; a librdkafka properties file with the SASL login |
+| KAFKA_USERNAME, KAFKA_PASSWORD or KAFKA_PASSWORD_FILE | unset; the SASL login, when there is
+  no KAFKA_CLIENT_CONFIG (KAFKA_SASL_MECHANISM SCRAM-SHA-512, KAFKA_SECURITY_PROTOCOL
+  SASL_PLAINTEXT) |
+| (neither) | the local broker's admin file `${CLEARING_HOME}/kafka/secrets/admin.properties`
+  when it exists (deploy/kafka.sh writes it), else no authentication |
+
+`clearing.kafka_auth.KafkaAuth.from_settings` turns the Kafka login settings into credentials.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
@@ -34,6 +42,10 @@ DEFAULT_BOOTSTRAP = f"127.0.0.1:{DEFAULT_PORT}"
 DEFAULT_PREFIX = "clearing"
 DEFAULT_WEB_PORT = 6066
 MAX_BODY_BYTES = 4 * 1024 * 1024
+DEFAULT_SASL_MECHANISM = "SCRAM-SHA-512"
+DEFAULT_SECURITY_PROTOCOL = "SASL_PLAINTEXT"
+# Where deploy/kafka.sh keeps the local broker's admin login, under CLEARING_HOME.
+LOCAL_ADMIN_FILE = Path("kafka") / "secrets" / "admin.properties"
 
 T = TypeVar("T")
 
@@ -67,6 +79,27 @@ class Settings:
     dashboard_sample: float
     client_debug: bool
     monitor: bool = True
+    kafka_client_config: Path | None = None
+    kafka_username: str | None = None
+    kafka_password: str | None = field(default=None, repr=False)
+    kafka_password_file: Path | None = None
+    kafka_sasl_mechanism: str = DEFAULT_SASL_MECHANISM
+    kafka_security_protocol: str = DEFAULT_SECURITY_PROTOCOL
+
+    @property
+    def kafka_admin_file(self) -> Path:
+        """The local broker's admin client config: the fallback login."""
+        return self.home / LOCAL_ADMIN_FILE
+
+    def kafka_client_config_file(self) -> Path | None:
+        """The properties file the Kafka login comes from: KAFKA_CLIENT_CONFIG, else (without
+        KAFKA_USERNAME) the local admin file if it exists; None for a login from the variables
+        or none at all. Child processes get it as KAFKA_CLIENT_CONFIG."""
+        if self.kafka_client_config is not None:
+            return self.kafka_client_config
+        if self.kafka_username is None and self.kafka_admin_file.is_file():
+            return self.kafka_admin_file
+        return None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -89,7 +122,21 @@ class Settings:
             dashboard_sample=_read(env, "CLEARING_DASHBOARD_SAMPLE", float, 5.0),
             client_debug=bool(env.get("CLEARING_CLIENT_DEBUG")),
             monitor=(env.get("CLEARING_MONITOR") or "1").strip() != "0",
+            kafka_client_config=_path(env.get("KAFKA_CLIENT_CONFIG")),
+            kafka_username=env.get("KAFKA_USERNAME") or None,
+            kafka_password=env.get("KAFKA_PASSWORD") or None,
+            kafka_password_file=_path(env.get("KAFKA_PASSWORD_FILE")),
+            kafka_sasl_mechanism=(
+                env.get("KAFKA_SASL_MECHANISM") or DEFAULT_SASL_MECHANISM
+            ).upper(),
+            kafka_security_protocol=(
+                env.get("KAFKA_SECURITY_PROTOCOL") or DEFAULT_SECURITY_PROTOCOL
+            ).upper(),
         )
+
+
+def _path(raw: str | None) -> Path | None:
+    return Path(raw) if raw else None
 
 
 def settings() -> Settings:

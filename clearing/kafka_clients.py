@@ -1,4 +1,9 @@
-"""The Kafka clients of every stage and tool, made in one place so they connect alike."""
+"""The Kafka clients of every stage and tool, made in one place so they connect alike.
+
+Every client logs in as `clearing.kafka_auth` says: `auth=ENV` (the default) reads the login
+from the environment (`clearing.config.Settings`) when the client is made; a `KafkaAuth`, or
+`None` for no authentication, overrides it.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +11,43 @@ import functools
 import sys
 import time
 import warnings
-from typing import TYPE_CHECKING
+from enum import Enum
+from typing import TYPE_CHECKING, Any, TypeAlias
 
+from clearing.config import settings
 from clearing.core.errors import UnavailableError
+from clearing.kafka_auth import KafkaAuth
 
 if TYPE_CHECKING:  # kafka-python has no type information: these are `Any` to mypy
     from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 
 
-def producer(bootstrap: str) -> KafkaProducer:
+class _Env(Enum):
+    ENV = "env"
+
+
+ENV = _Env.ENV
+Auth: TypeAlias = KafkaAuth | None | _Env
+
+
+def client_auth(auth: Auth = ENV) -> KafkaAuth | None:
+    """The login a client uses: the environment's for `ENV`, else `auth` itself."""
+    return KafkaAuth.from_settings(settings()) if auth is ENV else auth
+
+
+def aiokafka_auth(auth: Auth = ENV) -> dict[str, Any]:
+    """aiokafka's keyword arguments for the login (nothing without one)."""
+    login = client_auth(auth)
+    return login.aiokafka_kwargs() if login else {}
+
+
+def kafka_python_auth(auth: Auth = ENV) -> dict[str, Any]:
+    """kafka-python's keyword arguments for the login (nothing without one)."""
+    login = client_auth(auth)
+    return login.kafka_python_kwargs() if login else {}
+
+
+def producer(bootstrap: str, auth: Auth = ENV) -> KafkaProducer:
     """Idempotent, acks=all, batching producer (kafka-python)."""
     warn_without_crc32c()
     with warnings.catch_warnings():
@@ -29,6 +62,7 @@ def producer(bootstrap: str) -> KafkaProducer:
         # Large batches: the per-batch cost dominates (under the broker's 1 MB message limit).
         batch_size=768 * 1024,
         max_request_size=1024 * 1024,
+        **kafka_python_auth(auth),
     )
 
 
@@ -43,7 +77,10 @@ def warn_without_crc32c() -> None:
 
 
 def consumer(
-    bootstrap: str, topics: str | list[str], client_id: str = "clearing-reader"
+    bootstrap: str,
+    topics: str | list[str],
+    client_id: str = "clearing-reader",
+    auth: Auth = ENV,
 ) -> KafkaConsumer:
     """A group-less consumer assigned every partition of the topics, from the beginning."""
     with warnings.catch_warnings():
@@ -58,6 +95,7 @@ def consumer(
         auto_offset_reset="earliest",
         max_poll_records=5000,
         fetch_max_bytes=64 * 1024 * 1024,
+        **kafka_python_auth(auth),
     )
     tps = []
     for topic in names:
@@ -76,8 +114,13 @@ def consumer(
     return reader
 
 
-def admin_client(bootstrap: str, client_id: str = "clearing-admin") -> KafkaAdminClient:
+def admin_client(
+    bootstrap: str, client_id: str = "clearing-admin", auth: Auth = ENV, **config: Any
+) -> KafkaAdminClient:
+    """A kafka-python admin client (`config`: its other settings); close it when done."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         from kafka import KafkaAdminClient
-    return KafkaAdminClient(bootstrap_servers=bootstrap, client_id=client_id)
+    return KafkaAdminClient(
+        bootstrap_servers=bootstrap, client_id=client_id, **kafka_python_auth(auth), **config
+    )

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from clearing.config import DEFAULT_PREFIX, settings
 from clearing.core.errors import UnavailableError
 from clearing.core.provinces import PROVINCES
-from clearing.kafka_clients import admin_client
+from clearing.kafka_clients import ENV, Auth, admin_client
 
 if TYPE_CHECKING:
     from kafka import KafkaAdminClient
@@ -21,7 +21,6 @@ if TYPE_CHECKING:
 
 EVENTS_PARTITIONS = 6
 REFDATA_PARTITIONS = 1
-
 
 
 def prefix_from_env() -> str:
@@ -88,6 +87,14 @@ class Topics:
     def feeds(self) -> list[str]:
         return [self.feed(p) for p in PROVINCES]
 
+    def inbound(self, province: str) -> str:
+        """What one province sends (its principal may write only there). Nothing reads it yet:
+        the gate stage that checks and forwards a province's events to `events` is to come."""
+        return f"{self.prefix}.inbound.{province}"
+
+    def inbounds(self) -> list[str]:
+        return [self.inbound(p) for p in PROVINCES]
+
     def specs(self) -> list[TopicSpec]:
         return [
             TopicSpec(self.events, EVENTS_PARTITIONS),
@@ -102,6 +109,7 @@ class Topics:
             TopicSpec(self.clearing, 1),
             TopicSpec(self.flags, 1),
             *(TopicSpec(name, 1) for name in self.feeds()),
+            *(TopicSpec(name, 1) for name in self.inbounds()),
         ]
 
     def all(self) -> list[str]:
@@ -115,14 +123,14 @@ def refdata_key(document: Policy | Catalog) -> str:
     return f"policy:{document.region}:{document.scheme}:{document.year}"
 
 
-def ensure_topics(bootstrap: str, prefix: str = DEFAULT_PREFIX) -> list[str]:
+def ensure_topics(bootstrap: str, prefix: str = DEFAULT_PREFIX, auth: Auth = ENV) -> list[str]:
     """Creates whichever of the prefix's topics are missing; returns the names it created.
 
     Idempotent: existing topics are left as they are (a partition-count mismatch is reported,
     not "fixed", since adding partitions would reorder keyed events).
     """
     topics = Topics(prefix)
-    admin = admin_client(bootstrap)
+    admin = admin_client(bootstrap, auth=auth)
     try:
         existing = set(admin.list_topics())
         missing = {
@@ -153,9 +161,9 @@ def check_partitions(admin: KafkaAdminClient, topics: Topics) -> None:
             raise UnavailableError(f"topic {name} has {found} partitions, expected {wanted[name]}")
 
 
-def delete_topics(bootstrap: str, prefix: str) -> None:
+def delete_topics(bootstrap: str, prefix: str, auth: Auth = ENV) -> None:
     """Best-effort removal of a prefix's topics (tests and throwaway runs)."""
-    admin = admin_client(bootstrap)
+    admin = admin_client(bootstrap, auth=auth)
     try:
         names = [n for n in admin.list_topics() if n in set(Topics(prefix).all())]
         if names:

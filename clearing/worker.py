@@ -22,6 +22,8 @@ from clearing.api import ApiConfig
 from clearing.api import install as install_api
 from clearing.dashboard import DashboardConfig
 from clearing.dashboard import install as install_dashboard
+from clearing.kafka_auth import faust_settings
+from clearing.kafka_clients import client_auth
 from clearing.ledger.store import Ledger
 from clearing.metrics import render
 from clearing.stream import reconcile
@@ -60,6 +62,8 @@ def make_app(config: StreamConfig) -> faust.App:
         "web_host": "127.0.0.1",
         "web_bind": config.web_bind,
         "datadir": str(config.datadir),
+        # SASL for faust's consumer, producer and admin client alike (none without a login).
+        **faust_settings(client_auth(config.auth)),
     }
     if config.worker_id:
         # Static membership: a restarted worker takes its partitions back at once. Its identity
@@ -74,7 +78,7 @@ def make_app(config: StreamConfig) -> faust.App:
 config = StreamConfig.from_env()
 app = make_app(config)
 topics = config.topics
-refdata_feed = RefdataFeed(config.bootstrap, topics.refdata)
+refdata_feed = RefdataFeed(config.bootstrap, topics.refdata, config.auth)
 # Trial pricing prices with the reference data this worker holds now.
 install_api(app, ApiConfig.from_stream(config, lambda: refdata_feed.current))
 install_dashboard(app, DashboardConfig.from_stream(config))

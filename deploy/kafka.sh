@@ -4,12 +4,26 @@
 # The broker's jars come from Maven Central through deploy/kafka/pom.xml and are cached outside
 # the repository, so a machine with Java 17+ and Maven needs no Docker and no tarball download.
 #
-# Usage: deploy/kafka.sh fetch|start|stop|restart|status|logs|reset
+# Secure by default: clients connect with SASL_PLAINTEXT and SCRAM-SHA-512 (no anonymous access),
+# ACLs are enforced by StandardAuthorizer and nothing is allowed without an ACL. The super users
+# are `broker` (the broker itself, also towards its controller, over SASL/PLAIN on loopback) and
+# `admin`. Their passwords are generated on first start into kafka/secrets/ under the state root
+# (directory 0700, files 0600) and never printed; the SCRAM credentials are written into the
+# metadata log when the storage is formatted. A data directory formatted by an older version of
+# this script (PLAINTEXT, no credentials) is removed and formatted again, with a message: it only
+# ever holds test and demo topics.
+#
+# Usage: deploy/kafka.sh fetch|start|stop|restart|status|logs|reset|client-config
+#   client-config  prints the path of admin's client properties (librdkafka/kcat `-F` format:
+#                  bootstrap.servers, security.protocol, sasl.mechanisms, sasl.username,
+#                  sasl.password); clearing.kafka_auth reads the same file
+#   reset          removes the broker's data (topics, ACLs, users); the passwords are kept
 #
 # Environment:
 #   KAFKA_PORT             broker port (default 9092)
 #   KAFKA_CONTROLLER_PORT  controller port (default 9093)
-#   CLEARING_HOME          state root (default ~/.local/share/clearing); data, logs, pid under kafka/
+#   CLEARING_HOME          state root (default ~/.local/share/clearing); data, logs, pid and
+#                          secrets under kafka/
 #   XDG_CACHE_HOME         jar cache root (default ~/.cache); jars under clearing/kafka-VERSION/libs
 #   JAVA_HOME              JDK to run the broker with (default: java on PATH); Java 17 or newer
 #   KAFKA_HEAP_OPTS        JVM heap flags (default -Xms256m -Xmx512m)
@@ -28,6 +42,15 @@ STATE="${CLEARING_HOME:-$HOME/.local/share/clearing}/kafka"
 DATA="$STATE/data"
 LOGS="$STATE/logs"
 PIDFILE="$STATE/kafka.pid"
+SECRETS="$STATE/secrets"
+ADMIN_USER=admin
+BROKER_USER=broker
+SCRAM_MECHANISM=SCRAM-SHA-512
+# Written into the data directory once it is formatted with the SCRAM credentials (its second
+# line: a digest of the passwords it was formatted with); a data directory without it comes from
+# the PLAINTEXT version of this script.
+SECURITY_MARKER="$DATA/.clearing-security"
+SECURITY_VERSION="sasl-scram-sha-512 v1"
 HOST=127.0.0.1
 PORT="${KAFKA_PORT:-9092}"
 CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
@@ -109,7 +132,46 @@ running_pid() {
     echo "$pid"
 }
 
-# True when something on the broker port answers a Kafka ApiVersions request.
+# Passwords: 32 random letters and digits, created once (0600 in a 0700 directory), never printed.
+# Letters and digits only, so they need no quoting in JAAS, --add-scram or properties files.
+ensure_secrets() {
+    local user file
+    mkdir -p "$SECRETS"
+    chmod 700 "$SECRETS"
+    for user in "$ADMIN_USER" "$BROKER_USER"; do
+        file="$SECRETS/$user.password"
+        [ -s "$file" ] && continue
+        (
+            umask 077
+            python3 -c 'import secrets, string; a = string.ascii_letters + string.digits; print("".join(secrets.choice(a) for _ in range(32)))' >"$file.tmp"
+            mv "$file.tmp" "$file"
+        )
+    done
+    chmod 600 "$SECRETS"/*.password
+}
+
+secret() {
+    cat "$SECRETS/$1.password"
+}
+
+# admin's client properties, librdkafka's format (kcat -F, clearing.kafka_auth).
+write_client_config() {
+    (
+        umask 077
+        cat >"$SECRETS/$ADMIN_USER.properties.tmp" <<EOF
+# Written by deploy/kafka.sh: the local broker's admin (a super user). Keep it private.
+bootstrap.servers=$HOST:$PORT
+security.protocol=SASL_PLAINTEXT
+sasl.mechanisms=$SCRAM_MECHANISM
+sasl.username=$ADMIN_USER
+sasl.password=$(secret "$ADMIN_USER")
+EOF
+        mv "$SECRETS/$ADMIN_USER.properties.tmp" "$SECRETS/$ADMIN_USER.properties"
+    )
+}
+
+# True when something on the broker port answers a Kafka ApiVersions request (SASL listeners
+# answer it before authentication too, so this also finds a broker that is not ours).
 broker_answers() {
     python3 - "$HOST" "$PORT" <<'EOF'
 import socket, struct, sys
@@ -131,17 +193,149 @@ sys.exit(0 if struct.unpack(">ii", head)[1] == 7 else 1)
 EOF
 }
 
+# True when the broker accepts admin's SCRAM-SHA-512 login and then answers a request.
+# Exit status 2 (and a reason on stderr) when the broker refuses the credentials.
+broker_ready() {
+    python3 - "$HOST" "$PORT" "$ADMIN_USER" "$SECRETS/$ADMIN_USER.password" "$SCRAM_MECHANISM" <<'EOF'
+import base64, hashlib, hmac, os, socket, struct, sys
+
+host, port, user, password_file, mechanism = sys.argv[1:6]
+try:
+    with open(password_file, encoding="utf-8") as f:
+        password = f.read().strip().encode()
+except OSError:
+    print(f"no password file for {user}: {password_file}", file=sys.stderr)
+    sys.exit(2)
+digest = {"SCRAM-SHA-256": "sha256", "SCRAM-SHA-512": "sha512"}[mechanism]
+
+
+def recv(sock, n):
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            raise OSError("connection closed")
+        data += chunk
+    return data
+
+
+def call(sock, api_key, version, correlation, payload=b""):
+    client = b"kafka.sh"
+    body = struct.pack(">hhih", api_key, version, correlation, len(client)) + client + payload
+    sock.sendall(struct.pack(">i", len(body)) + body)
+    (size,) = struct.unpack(">i", recv(sock, 4))
+    data = recv(sock, size)
+    if struct.unpack(">i", data[:4])[0] != correlation:
+        raise OSError("unexpected correlation id")
+    return data[4:]
+
+
+def authenticate(sock, message, correlation):
+    # SaslAuthenticate v1: error_code, error_message (nullable), auth_bytes, session_lifetime_ms
+    reply = call(sock, 36, 1, correlation, struct.pack(">i", len(message)) + message)
+    (error,) = struct.unpack(">h", reply[:2])
+    (length,) = struct.unpack(">h", reply[2:4])
+    pos = 4 + max(length, 0)
+    if error:
+        text = reply[4:pos].decode(errors="replace") if length > 0 else ""
+        print(f"the broker refused {user}'s credentials (error {error}: {text})", file=sys.stderr)
+        sys.exit(2)
+    (size,) = struct.unpack(">i", reply[pos : pos + 4])
+    return reply[pos + 4 : pos + 4 + size]
+
+
+def hmac_(key, msg):
+    return hmac.new(key, msg, digest).digest()
+
+
+try:
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        reply = call(sock, 17, 1, 1, struct.pack(">h", len(mechanism)) + mechanism.encode())
+        if struct.unpack(">h", reply[:2])[0] != 0:
+            print(f"the broker does not offer {mechanism}", file=sys.stderr)
+            sys.exit(2)
+        nonce = base64.b64encode(os.urandom(24)).decode()
+        bare = f"n={user},r={nonce}"
+        server_first = authenticate(sock, f"n,,{bare}".encode(), 2).decode()
+        attrs = dict(part.split("=", 1) for part in server_first.split(","))
+        if not attrs["r"].startswith(nonce):
+            sys.exit(1)
+        salted = hashlib.pbkdf2_hmac(digest, password, base64.b64decode(attrs["s"]), int(attrs["i"]))
+        client_key = hmac_(salted, b"Client Key")
+        without_proof = f"c=biws,r={attrs['r']}"
+        auth_message = f"{bare},{server_first},{without_proof}".encode()
+        signature = hmac_(hashlib.new(digest, client_key).digest(), auth_message)
+        proof = bytes(a ^ b for a, b in zip(client_key, signature))
+        final = f"{without_proof},p={base64.b64encode(proof).decode()}".encode()
+        server_final = authenticate(sock, final, 3).decode()
+        expected = base64.b64encode(hmac_(hmac_(salted, b"Server Key"), auth_message)).decode()
+        if server_final != f"v={expected}":
+            print("the broker's SCRAM signature does not match", file=sys.stderr)
+            sys.exit(2)
+        # ApiVersions on the authenticated connection.
+        reply = call(sock, 18, 0, 4)
+        sys.exit(0 if struct.unpack(">h", reply[:2])[0] == 0 else 1)
+except (OSError, KeyError, ValueError, struct.error):
+    sys.exit(1)
+EOF
+}
+
+# True once the metadata log has a snapshot beyond the bootstrap one (offset 0).
+#
+# Why it matters: a restarting broker replays the metadata log since its latest snapshot as one
+# delta. Kafka 4.4's ScramDelta.apply unlinks a mechanism's credential map as soon as a removal
+# (RemoveUserScramCredentialRecord) leaves it empty, and keeps adding that delta's later
+# credentials to the unlinked map: if the base snapshot holds no credential and the deleted user
+# comes first in the delta's HashMap, every credential is gone after the restart and nobody, not
+# even admin or the broker, can log in (and later snapshots keep it so). The bootstrap snapshot
+# holds none, so deleting a user before the first snapshot breaks the next restart; once a
+# snapshot holds admin and broker, a removal cannot empty the map. Hence a snapshot every 10 s,
+# and a first start waits for the first one.
+metadata_snapshotted() {
+    find "$DATA/__cluster_metadata-0" -maxdepth 1 -name '*.checkpoint' \
+        ! -name '00000000000000000000-0000000000.checkpoint' 2>/dev/null | grep -q .
+}
+
+# True when the data directory was formatted with SCRAM credentials by this script.
+secured() {
+    [ "$(head -n 1 "$SECURITY_MARKER" 2>/dev/null)" = "$SECURITY_VERSION" ]
+}
+
+credentials_digest() {
+    cat "$SECRETS/$ADMIN_USER.password" "$SECRETS/$BROKER_USER.password" | sha256sum | cut -d' ' -f1
+}
+
+# True when the data directory was formatted with the passwords now in $SECRETS.
+credentials_current() {
+    [ "$(sed -n 2p "$SECURITY_MARKER" 2>/dev/null)" = "$(credentials_digest)" ]
+}
+
+# server.properties holds the broker's password: 0600, rewritten on every start.
 write_config() {
-    cat >"$STATE/server.properties" <<EOF
-# Written by deploy/kafka.sh on every start; edit the script, not this file.
+    local broker_password
+    broker_password=$(secret "$BROKER_USER")
+    (
+        umask 077
+        cat >"$STATE/server.properties.tmp" <<EOF
+# Written by deploy/kafka.sh on every start; edit the script, not this file. Keep it private.
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@$HOST:$CONTROLLER_PORT
 controller.listener.names=CONTROLLER
-listeners=PLAINTEXT://$HOST:$PORT,CONTROLLER://$HOST:$CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://$HOST:$PORT
-inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listeners=SASL_PLAINTEXT://$HOST:$PORT,CONTROLLER://$HOST:$CONTROLLER_PORT
+advertised.listeners=SASL_PLAINTEXT://$HOST:$PORT
+inter.broker.listener.name=SASL_PLAINTEXT
+listener.security.protocol.map=SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT
+sasl.enabled.mechanisms=$SCRAM_MECHANISM
+sasl.mechanism.inter.broker.protocol=$SCRAM_MECHANISM
+listener.name.sasl_plaintext.sasl.enabled.mechanisms=$SCRAM_MECHANISM
+listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="$BROKER_USER" password="$broker_password";
+sasl.mechanism.controller.protocol=PLAIN
+listener.name.controller.sasl.enabled.mechanisms=PLAIN
+listener.name.controller.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="$BROKER_USER" password="$broker_password" user_$BROKER_USER="$broker_password";
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+allow.everyone.if.no.acl.found=false
+super.users=User:$BROKER_USER;User:$ADMIN_USER
 log.dirs=$DATA
 num.partitions=1
 default.replication.factor=1
@@ -153,7 +347,11 @@ transaction.state.log.min.isr=1
 share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
+# See metadata_snapshotted.
+metadata.log.max.snapshot.interval.ms=10000
 EOF
+        mv "$STATE/server.properties.tmp" "$STATE/server.properties"
+    )
     cp "$LOG4J_CONFIG" "$STATE/log4j2.properties"
 }
 
@@ -163,24 +361,57 @@ jvm_opts() {
 }
 
 format_storage() {
-    local java=$1 cluster_id
-    [ -f "$DATA/meta.properties" ] && return 0
+    local java=$1 cluster_id args user
+    if [ -f "$DATA/meta.properties" ]; then
+        if secured && credentials_current; then
+            return 0
+        elif secured; then
+            echo "kafka: $DATA was formatted with other passwords than those in $SECRETS;" \
+                "removing it (test and demo topics only) and formatting it again" >&2
+        else
+            echo "kafka: $DATA was formatted without SCRAM credentials (PLAINTEXT, by an older" \
+                "deploy/kafka.sh); removing it (test and demo topics only) and formatting it again" >&2
+        fi
+        rm -rf "$DATA" "$STATE/cluster.id"
+        mkdir -p "$DATA"
+    fi
     if [ ! -s "$STATE/cluster.id" ]; then
         # shellcheck disable=SC2046
         "$java" $(jvm_opts) -cp "$LIBS/*" kafka.tools.StorageTool random-uuid >"$STATE/cluster.id"
     fi
     cluster_id=$(cat "$STATE/cluster.id")
-    echo "kafka: formatting $DATA (cluster id $cluster_id)"
+    echo "kafka: formatting $DATA (cluster id $cluster_id) with $SCRAM_MECHANISM users" \
+        "$ADMIN_USER and $BROKER_USER"
+    # The passwords go through a 0600 argument file, not the command line (visible in ps).
+    args="$SECRETS/format.args"
+    (
+        umask 077
+        {
+            echo kafka.tools.StorageTool
+            echo format
+            echo "--cluster-id=$cluster_id"
+            echo "--config=$STATE/server.properties"
+            for user in "$ADMIN_USER" "$BROKER_USER"; do
+                echo "--add-scram=$SCRAM_MECHANISM=[name=$user,password=$(secret "$user")]"
+            done
+        } >"$args"
+    )
+    # Its output lists the credentials' salted keys: kept with the secrets, not in the log.
     # shellcheck disable=SC2046
-    "$java" $(jvm_opts) -cp "$LIBS/*" kafka.tools.StorageTool format \
-        -t "$cluster_id" -c "$STATE/server.properties" >>"$LOGS/kafka.out" 2>&1 ||
-        die "formatting $DATA failed; see $LOGS/kafka.out"
+    if ! (umask 077 && "$java" $(jvm_opts) -cp "$LIBS/*" "@$args" >"$SECRETS/format.out" 2>&1); then
+        rm -f "$args"
+        grep -v UserScramCredentialRecord "$SECRETS/format.out" | tail -n 30 >&2 || true
+        die "formatting $DATA failed; full output in $SECRETS/format.out"
+    fi
+    rm -f "$args"
+    printf '%s\n%s\n' "$SECURITY_VERSION" "$(credentials_digest)" >"$SECURITY_MARKER"
 }
 
 cmd_start() {
     local java pid deadline
     if pid=$(running_pid); then
         echo "kafka: already running (pid $pid) on $HOST:$PORT; log: $LOGS/server.log"
+        warn_if_insecure
         return 0
     fi
     cmd_fetch >/dev/null
@@ -192,7 +423,11 @@ cmd_start() {
     fi
     broker_answers && die "port $PORT already answers Kafka requests but not from this broker ($PIDFILE); stop it or set KAFKA_PORT"
     mkdir -p "$DATA" "$LOGS"
+    # The metadata log holds the SCRAM credentials (salted): nothing under kafka/ is for others.
+    chmod 700 "$STATE"
+    ensure_secrets
     write_config
+    write_client_config
     format_storage "$java"
     echo "--- start $(date -Is)" >>"$LOGS/kafka.out"
     # setsid: the broker outlives this shell and the caller's Ctrl-C; fd 9 (the lock) stays here.
@@ -203,18 +438,34 @@ cmd_start() {
     pid=$!
     echo "$pid" >"$PIDFILE"
     deadline=$((SECONDS + START_TIMEOUT))
-    until broker_answers; do
+    until broker_ready 2>"$STATE/probe.err"; do
         if ! running_pid >/dev/null; then
             rm -f "$PIDFILE"
             tail -n 30 "$LOGS/kafka.out" >&2 || true
             die "the broker exited during start-up; see $LOGS/server.log and $LOGS/kafka.out"
         fi
         if [ "$SECONDS" -ge "$deadline" ]; then
-            die "the broker (pid $pid) did not answer on $HOST:$PORT within ${START_TIMEOUT}s; see $LOGS/server.log"
+            cat "$STATE/probe.err" >&2 || true
+            die "the broker (pid $pid) did not accept $ADMIN_USER on $HOST:$PORT within ${START_TIMEOUT}s; see $LOGS/server.log"
         fi
         sleep 0.3
     done
-    echo "kafka $KAFKA_VERSION: running (pid $pid) on $HOST:$PORT; data: $DATA; log: $LOGS/server.log"
+    rm -f "$STATE/probe.err"
+    until metadata_snapshotted; do
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            die "the broker (pid $pid) wrote no metadata snapshot within ${START_TIMEOUT}s; see $LOGS/server.log"
+        fi
+        sleep 0.5
+    done
+    echo "kafka $KAFKA_VERSION: running (pid $pid) on $HOST:$PORT (SASL_PLAINTEXT, $SCRAM_MECHANISM);" \
+        "data: $DATA; log: $LOGS/server.log; client config: $SECRETS/$ADMIN_USER.properties"
+}
+
+# A broker started by the PLAINTEXT version of this script keeps running as it was.
+warn_if_insecure() {
+    secured && return 0
+    echo "kafka: this broker was started without authentication by an older deploy/kafka.sh;" \
+        "run deploy/kafka.sh restart to secure it (its data will be reset)" >&2
 }
 
 cmd_stop() {
@@ -242,8 +493,12 @@ cmd_stop() {
 
 cmd_status() {
     local pid
-    if pid=$(running_pid) && broker_answers; then
-        echo "kafka $KAFKA_VERSION: running (pid $pid) on $HOST:$PORT; data: $DATA; log: $LOGS/server.log"
+    if pid=$(running_pid) && secured && broker_ready; then
+        echo "kafka $KAFKA_VERSION: running (pid $pid) on $HOST:$PORT (SASL_PLAINTEXT, $SCRAM_MECHANISM);" \
+            "data: $DATA; log: $LOGS/server.log"
+    elif pid=$(running_pid) && ! secured && broker_answers; then
+        echo "kafka $KAFKA_VERSION: running (pid $pid) on $HOST:$PORT WITHOUT authentication" \
+            "(started by an older deploy/kafka.sh; deploy/kafka.sh restart secures it)"
     elif pid=$(running_pid); then
         echo "kafka: pid $pid alive but $HOST:$PORT does not answer; see $LOGS/server.log"
         return 1
@@ -259,6 +514,14 @@ cmd_reset() {
     echo "kafka: data removed from $DATA"
 }
 
+cmd_client_config() {
+    mkdir -p "$STATE"
+    take_lock "$STATE/.lock"
+    ensure_secrets
+    write_client_config
+    echo "$SECRETS/$ADMIN_USER.properties"
+}
+
 case "${1:-}" in
 fetch) cmd_fetch ;;
 start) cmd_start ;;
@@ -267,8 +530,9 @@ restart) cmd_stop && cmd_start ;;
 status) cmd_status ;;
 logs) echo "$LOGS/server.log" ;;
 reset) cmd_reset ;;
+client-config) cmd_client_config ;;
 *)
-    echo "usage: $0 fetch|start|stop|restart|status|logs|reset" >&2
+    echo "usage: $0 fetch|start|stop|restart|status|logs|reset|client-config" >&2
     exit 2
     ;;
 esac

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from clearing.config import MAX_BODY_BYTES, settings
 from clearing.core.refdata import RefData
+from clearing.kafka_clients import ENV, Auth
 from clearing.stream.config import StreamConfig
 from clearing.topics import Topics
 
@@ -29,6 +30,7 @@ class ApiConfig:
     # The reference data trial pricing uses (the worker's, as its refdata feed holds it now);
     # without it `POST /v1/settlements/trial` answers 503.
     refdata: Callable[[], RefData] | None = field(default=None, compare=False, repr=False)
+    auth: Auth = ENV  # the Kafka login (`ENV`: read from the environment)
 
     @classmethod
     def from_stream(
@@ -42,6 +44,7 @@ class ApiConfig:
             wait_seconds=s.api_wait,
             max_body_bytes=s.api_max_body,
             refdata=refdata,
+            auth=stream.auth,
         )
 
     @classmethod

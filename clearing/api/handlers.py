@@ -77,7 +77,9 @@ class SubmissionApi:
     def __init__(self, config: ApiConfig) -> None:
         self.config = config
         self.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="clearing-api")
-        self.publisher = Publisher(config.bootstrap, config.topics.events, config.publish_timeout)
+        self.publisher = Publisher(
+            config.bootstrap, config.topics.events, config.publish_timeout, config.auth
+        )
         # Autocommit on SQLite: a read never waits behind a worker's batch transaction.
         self.engine = db.make_engine(config.db_url, begin_immediate=False)
         self.store = Store(self.engine)

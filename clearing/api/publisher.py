@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
-from clearing.kafka_clients import producer
+from clearing.kafka_clients import ENV, Auth, producer
 
 if TYPE_CHECKING:
     from kafka import KafkaProducer
@@ -16,8 +16,9 @@ if TYPE_CHECKING:
 class Publisher:
     """One producer per API, created on first use; calls block, so run them in an executor."""
 
-    def __init__(self, bootstrap: str, topic: str, timeout: float) -> None:
+    def __init__(self, bootstrap: str, topic: str, timeout: float, auth: Auth = ENV) -> None:
         self.bootstrap = bootstrap
+        self.auth = auth
         self.topic = topic
         self.timeout = timeout
         self._producer: KafkaProducer | None = None
@@ -26,7 +27,7 @@ class Publisher:
     def _kafka(self) -> KafkaProducer:
         with self._lock:
             if self._producer is None:
-                self._producer = producer(self.bootstrap)
+                self._producer = producer(self.bootstrap, self.auth)
             return self._producer
 
     def publish(self, person_id: str, raw: bytes, hospital_id: str) -> str:

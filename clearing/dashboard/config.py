@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from clearing.config import settings
+from clearing.kafka_clients import ENV, Auth
 from clearing.stream.config import StreamConfig
 from clearing.topics import Topics
 
@@ -18,6 +19,7 @@ class DashboardConfig:
     db_url: str | None = None
     ttl: float = 5.0
     sample_every: float = 5.0
+    auth: Auth = ENV  # the Kafka login (`ENV`: read from the environment)
 
     @classmethod
     def from_stream(cls, stream: StreamConfig) -> DashboardConfig:
@@ -29,6 +31,7 @@ class DashboardConfig:
             db_url=stream.db_url,
             ttl=s.dashboard_ttl,
             sample_every=s.dashboard_sample,
+            auth=stream.auth,
         )
 
     @classmethod

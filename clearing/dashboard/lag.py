@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from clearing.core.jsonish import JSONObject
+from clearing.kafka_clients import ENV, Auth, kafka_python_auth
 
 if TYPE_CHECKING:  # kafka-python has no type information: `Any` to mypy
     from kafka import KafkaAdminClient
@@ -33,8 +34,9 @@ class PartitionLag:
 class LagReader:
     """Reads the offsets of `topics` for `group`; `read()` is blocking (run it in a thread)."""
 
-    def __init__(self, bootstrap: str, group: str, topics: list[str]) -> None:
+    def __init__(self, bootstrap: str, group: str, topics: list[str], auth: Auth = ENV) -> None:
         self.bootstrap = bootstrap
+        self.auth = auth
         self.group = group
         self.topics = topics
         self._admin: KafkaAdminClient | None = None
@@ -49,6 +51,7 @@ class LagReader:
                 bootstrap_servers=self.bootstrap,
                 client_id=f"{self.group}-dashboard",
                 request_timeout_ms=5000,
+                **kafka_python_auth(self.auth),
             )
         return self._admin
 

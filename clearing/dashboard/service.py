@@ -64,7 +64,10 @@ class Dashboard:
         self.ledger = Cached("ledger", self._load_ledger, ttl, self.executor)
         self.rejections = Cached("rejections", self._load_rejections, ttl * 6, self.executor)
         self.lag_reader = lag_reader or LagReader(
-            config.bootstrap, config.group, [config.topics.events, config.topics.results]
+            config.bootstrap,
+            config.group,
+            [config.topics.events, config.topics.results],
+            config.auth,
         )
         self.lag: Cached[list[PartitionLag]] = Cached(
             "kafka", self.lag_reader.read, ttl, self.executor

@@ -11,6 +11,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from clearing.config import settings
+
 
 def port_is_free(port: int) -> bool:
     with socket.socket() as sock:
@@ -32,6 +34,11 @@ def worker_env(
     bootstrap: str, prefix: str, db_url: str, web_port: int, worker_id: str | int
 ) -> dict[str, str]:
     env = dict(os.environ)
+    # The workers log in as this process does: the same variables, or the same properties
+    # file when the login comes from one (the local admin file of its own CLEARING_HOME too).
+    client_config = settings().kafka_client_config_file()
+    if client_config is not None:
+        env["KAFKA_CLIENT_CONFIG"] = str(client_config)
     env.update(
         KAFKA_BOOTSTRAP=bootstrap,
         CLEARING_TOPIC_PREFIX=prefix,

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from clearing.config import DEFAULT_BOOTSTRAP, Settings, settings
+from clearing.kafka_auth import KafkaAuth
+from clearing.kafka_clients import ENV, Auth
 from clearing.topics import Topics
 
 __all__ = ["DEFAULT_BOOTSTRAP", "StreamConfig", "clearing_home"]
@@ -27,6 +29,8 @@ class StreamConfig:
     home: Path = Path(".")
     web_bind: str = "127.0.0.1"
     client_debug: bool = False
+    # The Kafka login of every client of the worker (`ENV`: read from the environment).
+    auth: Auth = ENV
 
     @classmethod
     def from_env(cls) -> StreamConfig:
@@ -45,6 +49,7 @@ class StreamConfig:
             home=s.home,
             web_bind=s.web_bind,
             client_debug=s.client_debug,
+            auth=KafkaAuth.from_settings(s),
         )
 
     @property

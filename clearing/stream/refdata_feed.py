@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from clearing.core.models.refdata import Catalog, Policy
 from clearing.core.refdata import RefData, RefDataError, parse_document
+from clearing.kafka_clients import ENV, Auth, aiokafka_auth
 from clearing.topics import REFDATA_PARTITIONS
 
 if TYPE_CHECKING:  # aiokafka has no type information: these are `Any` to mypy
@@ -36,8 +37,9 @@ def build_refdata(documents: Iterable[Policy | Catalog]) -> RefData:
 class RefdataFeed:
     """The latest document per key; `current` is swapped whole, never mutated in place."""
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
+    def __init__(self, bootstrap: str, topic: str, auth: Auth = ENV) -> None:
         self.bootstrap = bootstrap
+        self.auth = auth
         self.topic = topic
         self.current = RefData()
         self.documents: dict[bytes, Policy | Catalog] = {}
@@ -57,6 +59,7 @@ class RefdataFeed:
             auto_offset_reset="earliest",
             client_id="clearing-refdata",
             fetch_max_wait_ms=100,
+            **aiokafka_auth(self.auth),
         )
         await consumer.start()
         try:

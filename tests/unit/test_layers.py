@@ -17,7 +17,7 @@ PACKAGE = ROOT / "clearing"
 # the root package itself (`__init__`) sits with the core, since everything may import it.
 LAYERS: list[set[str]] = [
     {"core", "__init__"},
-    {"config", "errors", "metrics", "topics", "kafka_clients", "kafka_auth"},
+    {"config", "errors", "metrics", "topics", "kafka_clients", "kafka_auth", "kafka_acl"},
     {"store"},
     {"auth"},
     {"ledger"},

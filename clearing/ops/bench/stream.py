@@ -38,7 +38,7 @@ import orjson
 
 from clearing.core.errors import UnavailableError
 from clearing.core.jsonish import JSONObject
-from clearing.kafka_clients import admin_client
+from clearing.kafka_clients import admin_client, aiokafka_auth
 from clearing.ops.bundle import event_lines
 from clearing.ops.publish import event_key, new_run_id, publish
 from clearing.stream.results import recipients
@@ -102,6 +102,7 @@ def make_producer(bootstrap: str) -> AIOKafkaProducer:
         linger_ms=5,
         max_batch_size=512 * 1024,
         max_request_size=1024 * 1024,
+        **aiokafka_auth(),
     )
 
 
@@ -122,6 +123,7 @@ async def watch(bootstrap: str, topics: list[str], handlers: dict[str, BatchHand
         auto_offset_reset="earliest",
         fetch_max_bytes=64 * 1024 * 1024,
         max_partition_fetch_bytes=8 * 1024 * 1024,
+        **aiokafka_auth(),
     )
     await reader.start()
     try:

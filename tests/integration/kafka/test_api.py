@@ -45,7 +45,11 @@ def events_on_topic(stack) -> list[tuple[bytes, bytes]]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         from kafka import KafkaConsumer, TopicPartition
-    consumer = KafkaConsumer(bootstrap_servers=stack.bootstrap, enable_auto_commit=False)
+    from clearing.kafka_clients import kafka_python_auth
+
+    consumer = KafkaConsumer(
+        bootstrap_servers=stack.bootstrap, enable_auto_commit=False, **kafka_python_auth()
+    )
     try:
         topic = Topics(stack.prefix).events
         parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]

@@ -14,6 +14,8 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from clearing.kafka_clients import kafka_python_auth
+
 if TYPE_CHECKING:
     from fixtures.kafka import KafkaBroker
 
@@ -23,7 +25,11 @@ pytestmark = pytest.mark.kafka
 def produce(bootstrap: str, topic: str, values: list[bytes]) -> list[bytes]:
     """Sends with acks=all and idempotence; returns the values the broker acknowledged."""
     producer = KafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5
+        bootstrap_servers=bootstrap,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
+        **kafka_python_auth(),
     )
     try:
         futures = [producer.send(topic, key=value, value=value) for value in values]
@@ -60,6 +66,7 @@ def test_round_trip_exactly_once_per_message(
         group_id=f"{topic}-group",
         auto_offset_reset="earliest",
         enable_auto_commit=False,
+        **kafka_python_auth(),
     )
     try:
         received = drain(consumer, len(values))
@@ -83,7 +90,10 @@ def test_acknowledged_messages_survive_restart(
     kafka_broker.restart()
 
     consumer = KafkaConsumer(
-        bootstrap_servers=kafka_broker.bootstrap, enable_auto_commit=False, group_id=None
+        bootstrap_servers=kafka_broker.bootstrap,
+        enable_auto_commit=False,
+        group_id=None,
+        **kafka_python_auth(),
     )
     try:
         consumer.assign([TopicPartition(topic, p) for p in range(3)])

@@ -17,6 +17,7 @@ def test_a_worker_answers_a_province_on_its_feed(kafka_bootstrap, tmp_path):
     from kafka import KafkaConsumer, KafkaProducer, TopicPartition
     from support.stream import run_with
 
+    from clearing.kafka_clients import kafka_python_auth
     from clearing.ledger.store import Ledger
     from clearing.ops.bundle import event_lines
 
@@ -28,7 +29,9 @@ def test_a_worker_answers_a_province_on_its_feed(kafka_bootstrap, tmp_path):
             ledger.close_period("2026-01", force=True)
             issued = ledger.issue_period("2026-01")
         topics = pipeline.topics
-        producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+        producer = KafkaProducer(
+            bootstrap_servers=kafka_bootstrap, acks="all", **kafka_python_auth()
+        )
         producer.send(topics.reconcile, request(type="confirm", province="110000"))
         producer.send(topics.reconcile, b'{"type": "confirm"}')
         producer.flush()
@@ -36,7 +39,9 @@ def test_a_worker_answers_a_province_on_its_feed(kafka_bootstrap, tmp_path):
 
         def first(topic: str, wanted) -> object | None:
             """The first message of a one-partition topic that `wanted` accepts (60 s at most)."""
-            consumer = KafkaConsumer(bootstrap_servers=kafka_bootstrap, consumer_timeout_ms=2000)
+            consumer = KafkaConsumer(
+                bootstrap_servers=kafka_bootstrap, consumer_timeout_ms=2000, **kafka_python_auth()
+            )
             consumer.assign([TopicPartition(topic, 0)])
             consumer.seek_to_beginning()
             try:
