@@ -31,6 +31,7 @@ from typing import Literal
 import orjson
 from sqlalchemy import Connection, Engine, delete, exists, select, update
 
+from clearing.core.jsonish import JSONObject
 from clearing.core.keys import settlement_key
 from clearing.store.db import dialect_insert
 from clearing.store.schema import ids, stream_priced, stream_results
@@ -57,7 +58,7 @@ class Answer:
     this event, when stored, is its DUPLICATE_CONFLICT rejection); `pending`: nothing yet."""
 
     state: Literal["done", "conflict", "pending"]
-    result: dict | None = None
+    result: JSONObject | None = None
 
 
 def taken(conn: Connection, key: str) -> tuple[str, str] | None:
@@ -69,7 +70,7 @@ def taken(conn: Connection, key: str) -> tuple[str, str] | None:
     return (row[0], row[1]) if row is not None else None
 
 
-def result_at(conn: Connection, source: str | None) -> dict | None:
+def result_at(conn: Connection, source: str | None) -> JSONObject | None:
     """The stored result of the event at a source position."""
     if source is None:
         return None
@@ -103,7 +104,7 @@ class Store:
             result = result_at(conn, took[1] if took is not None else own_source)
         return Answer("done", result) if result is not None else Answer("pending")
 
-    def taken(self, key: str) -> tuple[str, dict | None] | None:
+    def taken(self, key: str) -> tuple[str, JSONObject | None] | None:
         """(fingerprint, original result) of an id the stream has taken."""
         with self.engine.connect() as conn:
             took = taken(conn, key)
@@ -124,10 +125,10 @@ class Store:
         }
         with self.engine.begin() as conn:
             statement = dialect_insert(conn, ids).values(key=key, **claim)
-            statement = statement.on_conflict_do_update(
+            returning = statement.on_conflict_do_update(
                 index_elements=["key"], set_=claim, where=ids.c.hospital_id.is_(None)
             ).returning(ids.c.key)
-            if conn.execute(statement).first() is not None:
+            if conn.execute(returning).first() is not None:
                 return None
         with self.engine.connect() as conn:
             earlier = claim_of(conn, key)

@@ -10,7 +10,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
@@ -74,7 +74,7 @@ class Dashboard:
         )
         self.views: dict[str, Cached[dict[str, Any]]] = {}
         self.history = History()
-        self._sampler: asyncio.Task | None = None
+        self._sampler: asyncio.Task[None] | None = None
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -259,7 +259,7 @@ class Dashboard:
         publish = self.publish
         assert publish is not None
 
-        def send(messages) -> None:
+        def send(messages: Sequence[cycle.Message]) -> None:
             async def send_all() -> None:
                 for topic, key, value in messages:
                     await publish(topic, key, value)
@@ -300,7 +300,8 @@ class Dashboard:
 
 def default_period(rows: list[dict[str, Any]]) -> str | None:
     """The latest open period, else the latest period of all."""
-    opened = [r["period"] for r in rows if r["state"] == "open"]
+    opened: list[str] = [r["period"] for r in rows if r["state"] == "open"]
     if opened:
         return opened[-1]
-    return rows[-1]["period"] if rows else None
+    latest: str | None = rows[-1]["period"] if rows else None
+    return latest

@@ -30,6 +30,7 @@ import orjson
 from sqlalchemy import Connection
 
 from clearing.config import settings
+from clearing.core.netting import Statement
 from clearing.core.statements import StatementTopics, statement_messages
 from clearing.ledger import periods
 from clearing.ledger.errors import LedgerError
@@ -47,7 +48,7 @@ class Publisher:
     topics: StatementTopics
     send: Callable[[Sequence[Message]], None]
 
-    def publish(self, statement: dict[str, Any]) -> int:
+    def publish(self, statement: Statement) -> int:
         messages = statement_messages(self.topics, [statement])
         self.send(messages)
         return len(messages)
@@ -77,7 +78,7 @@ class Step:
     changed: bool
     message: str
     sha256: str | None = None
-    statement: dict[str, Any] | None = None
+    statement: Statement | None = None
     # Messages published; None when the statement was not published.
     published: int | None = None
     # The period's fund-safety flags raised at its close (JSON), when closing.

@@ -36,7 +36,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, Select, case, func, select, update
 
 from clearing.core import periods as calendar
-from clearing.core.netting import build_statement, check_transfers
+from clearing.core.netting import Statement, build_statement, check_transfers
 from clearing.core.periods import next_period, period_end
 from clearing.ledger import balances
 from clearing.ledger.errors import LedgerInputError, LedgerInvariantError, PeriodStateError
@@ -63,7 +63,7 @@ class Issued:
     the one that should publish it."""
 
     period: str
-    statement: dict[str, Any]
+    statement: Statement
     sha256: str
     newly_issued: bool
 
@@ -297,7 +297,7 @@ def sum_of(terms: list[ColumnElement[int]]) -> ColumnElement[int]:
     return out
 
 
-def _check_statement(conn: Connection, period: str, statement: dict[str, Any]) -> None:
+def _check_statement(conn: Connection, period: str, statement: Statement) -> None:
     netted = {p: v for p, v in statement["net_positions"].items() if v}
     booked = {p: v for p, v in balances.positions(conn, period).items() if v}
     problems = [

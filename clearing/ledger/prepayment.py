@@ -223,7 +223,10 @@ def prepayments_of(
 
 
 def alert_share(conn: Connection) -> int:
-    return int(conn.scalar(select(config.c.alert_share_bp).where(config.c.id == 1)))
+    share = conn.scalar(select(config.c.alert_share_bp).where(config.c.id == 1))
+    if share is None:
+        raise LedgerInputError("the ledger's config row (id 1) is missing: migrate the database")
+    return int(share)
 
 
 def set_alert_share(conn: Connection, share_bp: int) -> None:

@@ -18,6 +18,7 @@ from datetime import date
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
+from sqlalchemy import RowMapping
 
 from clearing.core.keys import result_key
 from clearing.core.models.results import Priced, Reversed
@@ -84,7 +85,7 @@ def _settled_day(key: str, settled_at: Any, period: str) -> date:
     return moment.date()
 
 
-def from_row(row: Mapping[str, Any]) -> dict[str, Any]:
+def from_row(row: Mapping[str, Any] | RowMapping) -> dict[str, Any]:
     """The result as the spec prints it (with `settled_at` when known), from its stored row (or
     from a row `to_row` made): its content, to print and to compare."""
     status = row["status"]

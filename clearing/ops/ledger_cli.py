@@ -26,7 +26,9 @@ import orjson
 from sqlalchemy import Connection
 from sqlalchemy.exc import OperationalError
 
+from clearing.core.jsonish import JSONMapping, JSONObject
 from clearing.core.money import yuan
+from clearing.core.netting import Statement
 from clearing.ledger import cycle, prepayment, reconcile
 from clearing.ledger.errors import LedgerError, LedgerInputError
 from clearing.ledger.periods import PeriodInfo
@@ -38,7 +40,7 @@ from clearing.topics import Topics
 Handler = Callable[[argparse.Namespace], int]
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--db",
@@ -137,7 +139,9 @@ def _format(parser: argparse.ArgumentParser, default: str) -> None:
     parser.add_argument("--format", choices=("json", "table"), default=default)
 
 
-def _group(subparsers: argparse._SubParsersAction, name: str, help_: str):
+def _group(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser], name: str, help_: str
+) -> argparse._SubParsersAction[argparse.ArgumentParser]:
     parser = subparsers.add_parser(name, help=help_)
     return parser.add_subparsers(dest=f"{name}_command", required=True, metavar="COMMAND")
 
@@ -303,7 +307,7 @@ def _run_statement(args: argparse.Namespace, ledger: Ledger) -> int:
 PAYER_COLUMNS = ("basic fund", "serious illness", "medical assistance", "total due")
 
 
-def payer_sums(ob: dict[str, Any]) -> tuple[int, int, int, int]:
+def payer_sums(ob: JSONMapping) -> tuple[int, int, int, int]:
     """An obligation's (basic fund, serious-illness insurance, medical assistance, due) in fen;
     without tier fields (a statement of before the tiers) the due is the fund pay."""
     fund = int(ob["fund_pay_fen"])
@@ -313,11 +317,11 @@ def payer_sums(ob: dict[str, Any]) -> tuple[int, int, int, int]:
 
 
 def payer_split(
-    obligations: Sequence[dict[str, Any]],
+    obligations: Sequence[JSONMapping],
 ) -> list[tuple[str, str, str, tuple[int, int, int, int]]]:
     """The split by payer of a statement's obligations: national, per pair, per payer province."""
 
-    def total(obs: Iterable[dict[str, Any]]) -> tuple[int, int, int, int]:
+    def total(obs: Iterable[JSONMapping]) -> tuple[int, int, int, int]:
         sums = [0, 0, 0, 0]
         for ob in obs:
             for i, fen in enumerate(payer_sums(ob)):
@@ -335,7 +339,7 @@ def payer_split(
     return rows
 
 
-def statement_table(statement: dict[str, Any], sha256: str) -> str:
+def statement_table(statement: Statement, sha256: str) -> str:
     """The statement for people: amounts in yuan."""
     obligations = statement["obligations"]
     parts = [
@@ -515,7 +519,7 @@ def _run_load(args: argparse.Namespace, ledger: Ledger) -> int:
     if args.batch_size < 1:
         raise LedgerInputError("--batch-size must be at least 1")
     counts = {"results": 0, "recorded": 0, "replayed": 0, "ignored": 0, "late": 0, "alerts": 0}
-    batch: list[dict] = []
+    batch: list[JSONObject] = []
 
     def flush() -> None:
         for outcome in ledger.record_results(batch):

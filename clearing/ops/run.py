@@ -19,6 +19,7 @@ import orjson
 from clearing.config import settings
 from clearing.core.errors import ClearingError, UnavailableError
 from clearing.core.jsonish import JSONObject
+from clearing.core.netting import Statement
 from clearing.core.periods import CLEARED
 from clearing.kafka_clients import admin_client
 from clearing.ledger import cycle
@@ -95,7 +96,7 @@ class RunSummary:
     periods: list[str]
     replays: int
     web_port: int | None
-    statements: dict[str, JSONObject] = field(default_factory=dict, repr=False)
+    statements: dict[str, Statement] = field(default_factory=dict, repr=False)
     # Still running only when the run was asked to keep them (`keep_workers`).
     workers: list[Worker] = field(default_factory=list, repr=False)
 
@@ -193,12 +194,12 @@ def wait_for_results(
 
 def close_periods(
     bootstrap: str, topics: Topics, db_url: str, results: list[JSONObject]
-) -> dict[str, JSONObject]:
+) -> dict[str, Statement]:
     """Closes and issues every period with cleared results (oldest first), as `clearing period
     close --force` and `clearing period issue --republish` do; publishes each statement (again
     when an earlier run on this ledger issued it: these topics may be new)."""
     periods = sorted({r["period"] for r in results if r.get("status") in CLEARED})
-    statements: dict[str, JSONObject] = {}
+    statements: dict[str, Statement] = {}
     with Ledger(db_url) as ledger, cycle.kafka_publisher(bootstrap, topics) as publisher:
         for period in periods:
             _, issued = cycle.close_and_issue(
@@ -210,7 +211,7 @@ def close_periods(
     return statements
 
 
-def write_outputs(out: Path, results: RunResults, statements: dict[str, JSONObject]) -> None:
+def write_outputs(out: Path, results: RunResults, statements: dict[str, Statement]) -> None:
     with open(out / "results.jsonl", "wb") as handle:
         for line in sorted(results.by_line):
             handle.write(orjson.dumps(spec_view(orjson.loads(results.by_line[line]))) + b"\n")

@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -42,6 +42,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 from clearing.config import settings
+from clearing.core.jsonish import JSONObject
+
+T = TypeVar("T")
 
 HERE = Path(__file__).resolve().parent
 # The name revision 0001 gave it (when only the ledger was migrated); kept so that databases
@@ -113,7 +116,7 @@ def make_engine(
     enforce = "ON" if foreign_keys else "OFF"
 
     @event.listens_for(engine, "connect")
-    def _pragmas(dbapi_connection, _record) -> None:
+    def _pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA busy_timeout=60000")
         cursor.execute("PRAGMA journal_mode=WAL")
@@ -125,7 +128,7 @@ def make_engine(
     if begin is not None:
 
         @event.listens_for(engine, "begin")
-        def _begin_locked(connection) -> None:
+        def _begin_locked(connection: Connection) -> None:
             connection.exec_driver_sql(f"BEGIN {begin}")
 
     return engine
@@ -231,8 +234,9 @@ def open_engine(url: str | None = None, *, begin_immediate: bool = True) -> Engi
 
 def dialect_insert(conn: Connection, table: Table) -> postgresql.Insert | sqlite.Insert:
     """An INSERT that knows ON CONFLICT, for either database."""
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    return dialect.insert(table)
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
 
 
 def insert_rows(
@@ -252,7 +256,7 @@ def insert_rows(
     """
     if not rows:
         return 0
-    statement = dialect_insert(conn, table)
+    statement: Insert = dialect_insert(conn, table)
     if conn.dialect.name == "postgresql":
         columns = list(rows[0])
         arrays = [
@@ -271,7 +275,7 @@ def insert_rows(
     return done.rowcount if count else None
 
 
-def bulk_insert(conn: Connection, table: Table, rows: list[dict], suffix: str = "") -> int:
+def bulk_insert(conn: Connection, table: Table, rows: list[JSONObject], suffix: str = "") -> int:
     """Inserts many rows with the same keys; returns the rows written. On SQLite straight through
     the driver's executemany: SQLAlchemy's per-row parameter processing costs more than
     SQLite's insert. Values must already be what the driver stores (str, int, bytes, bool,
@@ -289,7 +293,11 @@ def bulk_insert(conn: Connection, table: Table, rows: list[dict], suffix: str = 
 
 
 def bulk_update(
-    conn: Connection, table: Table, keys: Sequence[str], values: Sequence[str], rows: list[tuple]
+    conn: Connection,
+    table: Table,
+    keys: Sequence[str],
+    values: Sequence[str],
+    rows: list[tuple[Any, ...]],
 ) -> None:
     """`UPDATE table SET values... WHERE keys...` for each row (values first, then keys)."""
     if not rows:
@@ -302,10 +310,10 @@ def bulk_update(
     conn.exec_driver_sql(sql, rows)
 
 
-def chunks(values: Iterable, size: int = 500) -> Iterator[list]:
+def chunks(values: Iterable[T], size: int = 500) -> Iterator[list[T]]:
     """Slices of at most `size`, to keep every statement under both databases' bound-parameter
     limits."""
-    batch: list = []
+    batch: list[T] = []
     for value in values:
         batch.append(value)
         if len(batch) >= size:

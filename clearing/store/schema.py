@@ -39,6 +39,8 @@ This module is the current model; `migrations/versions` builds it, and a test ke
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -116,7 +118,7 @@ def _one_of(column: str, words: tuple[str, ...]) -> str:
     return f"{column} IN ({', '.join(repr(w) for w in words)})"
 
 
-def _now() -> Column:
+def _now() -> Column[datetime]:
     return Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now())
 
 

@@ -16,10 +16,12 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Connection, Engine, Row, Select, select
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from clearing.config import settings
 from clearing.core.errors import UnavailableError
+from clearing.core.jsonish import JSONObject
 from clearing.core.keys import reversal_key, settlement_key
 from clearing.core.models.events import Assistance, Filing, Reversal, Settlement
 from clearing.core.models.results import Invalid, Priced, Result
@@ -92,7 +94,7 @@ class Emit:
     record: Record
     status: str
     message: bytes
-    result: dict
+    result: JSONObject
     reason: str | None = None
     event_type: str | None = None
     replayed: bool = False
@@ -101,7 +103,7 @@ class Emit:
 @dataclass
 class BatchOutput:
     emits: list[Emit] = field(default_factory=list)
-    alerts: list[dict] = field(default_factory=list)
+    alerts: list[JSONObject] = field(default_factory=list)
     attempts: int = 1
     # The flags the batch's events raised (or, replayed, had raised), in event order.
     flags: list[bytes] = field(default_factory=list)
@@ -113,7 +115,9 @@ class BatchOutput:
 # Building result messages
 
 
-def result_dict(result: Result, record: Record, route: tuple[str, str] | None = None) -> dict:
+def result_dict(
+    result: Result, record: Record, route: tuple[str, str] | None = None
+) -> JSONObject:
     """The result as the spec prints it, plus `line`, the event's `source` and the `run`.
 
     Rejected results also carry `payer`/`payee` when they can be determined, so the router can
@@ -142,7 +146,9 @@ def rejected_route(parsed: Parsed, book: MemoryBook) -> tuple[str, str] | None:
     return None
 
 
-def make_emit(record: Record, result: dict, reason: str | None = None, kind: str | None = None):
+def make_emit(
+    record: Record, result: JSONObject, reason: str | None = None, kind: str | None = None
+) -> Emit:
     return Emit(record, result["status"], orjson.dumps(result), result, reason, kind)
 
 
@@ -202,7 +208,7 @@ class BatchProcessor:
     engine: Engine
     refdata: Callable[[], RefData]
     # Records cleared results in the ledger inside the batch's transaction; returns alerts.
-    ledger: Callable[[Connection, list[dict]], list[dict]] | None = None
+    ledger: Callable[[Connection, list[JSONObject]], list[JSONObject]] | None = None
     max_attempts: int = 20
     reader: Engine | None = None
     # Fund-safety monitoring (CLEARING_MONITOR; on unless "0"): flags, never money.
@@ -219,6 +225,8 @@ class BatchProcessor:
         parsed = [parse_event(r.value) for r in records]
         for attempt in range(1, self.max_attempts + 1):
             try:
+                if self.reader is None:
+                    raise RuntimeError("BatchProcessor.reader is unset: __post_init__ sets it")
                 with self.reader.connect() as conn:
                     plan = self._price(records, parsed, *self._read(conn, records, parsed, False))
                 with self.engine.begin() as conn:
@@ -315,6 +323,10 @@ class BatchProcessor:
             result = result_dict(outcome.result, record, route)
             if result["status"] in CLEARED:
                 # The ledger's daily per-hospital batch is by the day of settlement.
+                if not isinstance(p.event, Settlement | Reversal):
+                    raise TypeError(
+                        f"a cleared result for a {p.event.type} event at {record.source}"
+                    )
                 result["settled_at"] = p.event.settled_at
             by_source[record.source] = make_emit(record, result, kind=p.event.type)
         new = [by_source[r.source] for r, _ in fresh]
@@ -524,7 +536,7 @@ def write_batch(
     write_priced(conn, loaded, book, new_priced, newly_reversed)
 
 
-def take_ids(conn: Connection, taken: list[dict]) -> None:
+def take_ids(conn: Connection, taken: list[JSONObject]) -> None:
     """The stream takes ids: a new row, or the take added to the row of an API claim (the claim
     stays). An id another batch took meanwhile raises TakenMeanwhile, so the batch is redone."""
     if conn.dialect.name == "sqlite":
@@ -536,7 +548,7 @@ def take_ids(conn: Connection, taken: list[dict]) -> None:
             " source = excluded.source WHERE ids.source IS NULL",
         )
     else:
-        def take(insert):
+        def take(insert: postgresql.Insert) -> postgresql.Insert:
             new = insert.excluded
             return insert.on_conflict_do_update(
                 index_elements=["key"],
@@ -544,7 +556,10 @@ def take_ids(conn: Connection, taken: list[dict]) -> None:
                 where=ids.c.source.is_(None),
             )
 
-        written = db.insert_rows(conn, ids, taken, take, count=True)
+        counted = db.insert_rows(conn, ids, taken, take, count=True)
+        if counted is None:
+            raise RuntimeError("insert_rows returned no count although asked for one")
+        written = counted
     if written != len(taken):
         raise TakenMeanwhile(f"{len(taken) - written} of {len(taken)} ids were taken meanwhile")
 
