@@ -19,7 +19,7 @@ PIP_COMPILE = $(LOCK_VENV)/bin/pip-compile --quiet --generate-hashes --allow-uns
 
 help:
 	@echo "make demo   install, start Kafka, run the demo"
-	@echo "make test   install (with test packages), start Kafka and PostgreSQL, lint, pytest"
+	@echo "make test   install (with test packages), start Kafka and PostgreSQL, ruff, mypy, pytest"
 	@echo "make lock   regenerate requirements.lock and requirements-test.lock from pyproject.toml"
 	@echo "make setup | services | lint | bench"
 
@@ -37,11 +37,12 @@ demo: setup
 test:
 	deploy/setup.sh --test
 	$(MAKE) --no-print-directory services
-	$(VENV)/bin/ruff check clearing tests
+	$(MAKE) --no-print-directory lint
 	$(PY) -m pytest -q -ra $(PYTEST_ARGS)
 
 lint:
 	$(VENV)/bin/ruff check clearing tests
+	$(VENV)/bin/mypy
 
 bench: setup
 	deploy/kafka.sh start
