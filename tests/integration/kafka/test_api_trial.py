@@ -7,8 +7,6 @@ trial's numbers.
 
 from __future__ import annotations
 
-import warnings
-
 import orjson
 import pytest
 from support.builders import item, refdata, settlement
@@ -52,16 +50,14 @@ def tables(db_url: str) -> dict[str, list[tuple]]:
 
 
 def end_offsets(stack) -> dict[int, int]:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        from kafka import KafkaConsumer, TopicPartition
-    consumer = KafkaConsumer(bootstrap_servers=stack.bootstrap, enable_auto_commit=False)
+    from clearing.kafka_clients import consumer
+
+    reader = consumer(stack.bootstrap, Topics(stack.prefix).events)
     try:
-        topic = Topics(stack.prefix).events
-        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
-        return {tp.partition: offset for tp, offset in consumer.end_offsets(parts).items()}
+        ends = reader.end_offsets(reader.assignment())
+        return {tp.partition: offset for tp, offset in ends.items()}
     finally:
-        consumer.close()
+        reader.close()
 
 
 def in_order(*events: dict) -> list[dict]:
