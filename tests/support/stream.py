@@ -192,7 +192,8 @@ def results_by_line_and_source(bootstrap: str, topic: str, run_id: str) -> dict[
 
 def ledger_totals(db_url: str) -> dict[str, dict]:
     """Per clearing period, what the ledger itself holds: obligations from its recorded results,
-    net positions from the fund leg's balances, and how many results and postings it has."""
+    net positions from the home-side payers' legs (basic fund, serious illness, assistance), and
+    how many results and postings it has."""
     from sqlalchemy import create_engine, func, select
 
     from clearing.store.schema import balances, postings
@@ -236,10 +237,10 @@ def ledger_totals(db_url: str) -> dict[str, dict]:
             b = balances
             for period, account, debits, credits in conn.execute(
                 select(b.c.clearing_period, b.c.account_id, b.c.debits_fen, b.c.credits_fen).where(
-                    b.c.leg == "fund"
+                    b.c.leg.in_(("fund", "critical", "assistance"))
                 )
             ):
-                province = account.removeprefix("fund:")
+                province = account.split(":", 1)[1]
                 totals[period]["net_positions"][province] += credits - debits
             posted = conn.execute(
                 select(func.count()).select_from(postings).where(postings.c.leg == "fund")
