@@ -17,13 +17,17 @@ from prometheus_client.registry import Collector
 
 from clearing.core.jsonish import JSONMapping
 from clearing.dashboard.service import Dashboard
-from clearing.store.schema import PERIOD_STATES
+from clearing.store.schema import PAYER_KINDS, PERIOD_STATES, SHARES
 
 NAMES = (
     "clearing_consumer_lag",
     "clearing_consumer_committed_offset",
     "clearing_topic_end_offset",
     "clearing_obligation_fund_pay_fen",
+    "clearing_obligation_critical_pay_fen",
+    "clearing_obligation_assistance_pay_fen",
+    "clearing_obligation_due_fen",
+    "clearing_period_payer_fen",
     "clearing_obligation_settlements",
     "clearing_net_position_fen",
     "clearing_prepayment_fen",
@@ -81,6 +85,30 @@ class DashboardCollector(Collector):
             "Fund share owed by payer (home) to payee (treating) province so far, open periods",
             labels=["period", "payer", "payee"],
         )
+        critical = GaugeMetricFamily(
+            "clearing_obligation_critical_pay_fen",
+            "Serious-illness insurance share owed by payer (home) to payee (treating) province so "
+            "far, open periods",
+            labels=["period", "payer", "payee"],
+        )
+        assistance = GaugeMetricFamily(
+            "clearing_obligation_assistance_pay_fen",
+            "Medical-assistance share owed by payer (home) to payee (treating) province so far, "
+            "open periods",
+            labels=["period", "payer", "payee"],
+        )
+        due = GaugeMetricFamily(
+            "clearing_obligation_due_fen",
+            "Due (fund + serious-illness + assistance shares) owed by payer (home) to payee "
+            "(treating) province so far, open periods",
+            labels=["period", "payer", "payee"],
+        )
+        by_kind = GaugeMetricFamily(
+            "clearing_period_payer_fen",
+            "National sum owed by each home-side payer kind (fund, critical, assistance) so far, "
+            "open periods",
+            labels=["period", "payer_kind"],
+        )
         count = GaugeMetricFamily(
             "clearing_obligation_settlements",
             "Priced settlements of each province pair so far, open periods",
@@ -88,9 +116,16 @@ class DashboardCollector(Collector):
         )
         for period, view in sorted((snapshot.get("open") or {}).items()):
             for ob in view["obligations"]:
-                fund.add_metric([period, ob["payer"], ob["payee"]], ob["fund_pay_fen"])
-                count.add_metric([period, ob["payer"], ob["payee"]], ob["settlements"])
-        yield from (fund, count)
+                pair = [period, ob["payer"], ob["payee"]]
+                fund.add_metric(pair, ob["fund_pay_fen"])
+                critical.add_metric(pair, ob.get("critical_pay_fen", 0))
+                assistance.add_metric(pair, ob.get("assistance_pay_fen", 0))
+                due.add_metric(pair, ob.get("due_fen", ob["fund_pay_fen"]))
+                count.add_metric(pair, ob["settlements"])
+            totals = view["totals"]
+            for kind in PAYER_KINDS:
+                by_kind.add_metric([period, kind], totals.get(SHARES[kind], 0))
+        yield from (fund, critical, assistance, due, by_kind, count)
         yield from self._prepayments(snapshot.get("prepayments"))
         states = GaugeMetricFamily(
             "clearing_period_state",

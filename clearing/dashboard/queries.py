@@ -20,7 +20,10 @@ from clearing.core.netting import net_positions
 from clearing.ledger import prepayment
 from clearing.store.schema import periods, results, stream_results
 
-AMOUNTS = ("total_fen", "fund_pay_fen", "personal_pay_fen")
+# The home-side split (tiers.md): what each payer kind pays, and the due they make together.
+# A result without tiers has zero tier shares and due = fund share, so the sums hold for both.
+SPLIT = ("fund_pay_fen", "critical_pay_fen", "assistance_pay_fen", "due_fen")
+AMOUNTS = ("total_fen", "personal_pay_fen", *SPLIT)
 
 
 def _totals(conn: Connection, *where: ColumnElement[bool]) -> dict[str, int]:
@@ -80,7 +83,8 @@ def obligations(conn: Connection, period: str) -> list[JSONObject]:
 
 
 def period_view(conn: Connection, period: str) -> JSONObject:
-    """A period's obligations, net positions and totals, computed from its cleared results."""
+    """A period's obligations, net positions (on the due), totals and the split by home-side
+    payer per province, computed from its cleared results."""
     obs = obligations(conn, period)
     totals = {key: sum(ob[key] for ob in obs) for key in ("settlements", "reversals", *AMOUNTS)}
     return {
@@ -88,7 +92,19 @@ def period_view(conn: Connection, period: str) -> JSONObject:
         "obligations": obs,
         "net_positions": net_positions(obs),
         "totals": totals,
+        "payers": payer_split(obs),
     }
+
+
+def payer_split(obs: list[JSONObject]) -> list[JSONObject]:
+    """Per home province (as payer), sorted: its settlements and what its basic fund, its
+    serious-illness insurer and its medical-assistance fund owe, with the due they make."""
+    split: dict[str, dict[str, int]] = {}
+    for ob in obs:
+        row = split.setdefault(ob["payer"], dict.fromkeys(("settlements", *SPLIT), 0))
+        for key in ("settlements", *SPLIT):
+            row[key] += ob[key]
+    return [{"province": province, **split[province]} for province in sorted(split)]
 
 
 def china_day_start(now: datetime) -> datetime:

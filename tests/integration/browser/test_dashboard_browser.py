@@ -281,6 +281,9 @@ def expected_page(statement: dict) -> dict:
             "settlements": f"{total('settlements'):,}",
             "reversals": f"{total('reversals'):,}",
             "fund_pay_fen": yuan(total("fund_pay_fen")),
+            "critical_pay_fen": yuan(sum(ob.get("critical_pay_fen", 0) for ob in obs)),
+            "assistance_pay_fen": yuan(sum(ob.get("assistance_pay_fen", 0) for ob in obs)),
+            "due_fen": yuan(sum(ob.get("due_fen", ob["fund_pay_fen"]) for ob in obs)),
             "personal_pay_fen": yuan(total("personal_pay_fen")),
             "total_fen": yuan(total("total_fen")),
         },
@@ -293,6 +296,9 @@ def expected_page(statement: dict) -> dict:
                 f"{ob['reversals']:,}",
                 yuan(ob["total_fen"]),
                 yuan(ob["fund_pay_fen"]),
+                yuan(ob.get("critical_pay_fen", 0)),
+                yuan(ob.get("assistance_pay_fen", 0)),
+                yuan(ob.get("due_fen", ob["fund_pay_fen"])),
                 yuan(ob["personal_pay_fen"]),
             ]
             for ob in obs

@@ -9,6 +9,7 @@ from a stand-in reader.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import hashlib
 from collections import Counter
 from collections.abc import Iterator
@@ -29,6 +30,7 @@ from support.dashboard import (
     make_sample_db,
     sample_results,
 )
+from support.ledger import priced
 from support.paths import CASES
 
 from clearing import auth
@@ -38,10 +40,18 @@ from clearing.dashboard import DashboardConfig, collectors
 from clearing.dashboard.history import quantile
 from clearing.dashboard.money import percent, yuan
 from clearing.dashboard.web import create_app
+from clearing.ledger.store import Ledger
 from clearing.ops import credentials_cli
 from clearing.store.db import make_engine
 from clearing.store.schema import credentials
 from clearing.topics import PROVINCES, Topics
+
+
+def as_shown(ob: dict) -> dict:
+    """A statement's obligation as the dashboard shows it: no digest, and the split by payer
+    (a statement without tiers leaves it out: zero tier shares, due = fund share)."""
+    shown = {k: v for k, v in ob.items() if k != "digest"}
+    return {"critical_pay_fen": 0, "assistance_pay_fen": 0, "due_fen": ob["fund_pay_fen"], **shown}
 
 
 @pytest.fixture(scope="module")
@@ -110,13 +120,20 @@ def test_an_issued_period_shows_its_statement(client: SyncApiClient) -> None:
     expected = orjson.loads((CASES / "statement-2026-01.json").read_bytes())
     view = body["period"]
     assert body["selected"] == "2026-01" and view["state"] == "issued"
-    assert view["obligations"] == [
-        {k: v for k, v in ob.items() if k != "digest"} for ob in expected["obligations"]
-    ]
+    assert view["obligations"] == [as_shown(ob) for ob in expected["obligations"]]
     assert view["net_positions"] == expected["net_positions"]
     assert view["transfers"] == expected["transfers"]
     for key in ("settlements", "reversals", "total_fen", "fund_pay_fen", "personal_pay_fen"):
         assert view["totals"][key] == sum(ob[key] for ob in expected["obligations"])
+    # A bundle without tiers: the due is the fund share, the tier shares are zero.
+    fund = view["totals"]["fund_pay_fen"]
+    assert fund > 0
+    assert split(view["totals"]) == (fund, 0, 0, fund)
+    assert split(body["today"]) == (body["today"]["fund_pay_fen"], 0, 0, body["today"]["due_fen"])
+    assert body["today"]["due_fen"] == body["today"]["fund_pay_fen"]
+    for row in view["payers"]:
+        assert split(row) == (row["fund_pay_fen"], 0, 0, row["fund_pay_fen"])
+    assert sum(row["due_fen"] for row in view["payers"]) == fund
 
 
 def test_an_open_period_is_netted_from_its_results(client: SyncApiClient) -> None:
@@ -339,6 +356,17 @@ def test_collectors_report_the_ledger_and_the_lag(sample_db: str) -> None:
         s for s in families["clearing_obligation_fund_pay_fen"] if s.labels["period"] < "2026-03"
     ]
 
+    # Without tiers the due is the fund share and the tier shares are zero.
+    for ob in expected["obligations"]:
+        pair = {"period": "2026-05", "payer": ob["payer"], "payee": ob["payee"]}
+        assert value("clearing_obligation_due_fen", **pair) == ob["fund_pay_fen"]
+        assert value("clearing_obligation_critical_pay_fen", **pair) == 0
+        assert value("clearing_obligation_assistance_pay_fen", **pair) == 0
+    fund_total = sum(ob["fund_pay_fen"] for ob in expected["obligations"])
+    assert value("clearing_period_payer_fen", period="2026-05", payer_kind="fund") == fund_total
+    for kind in ("critical", "assistance"):
+        assert value("clearing_period_payer_fen", period="2026-05", payer_kind=kind) == 0
+
     ratio = value("clearing_prepayment_usage_ratio", province="410000")
     debit = value("clearing_prepayment_net_debit_fen", province="410000")
     assert ratio == pytest.approx(debit / 500_000_00)
@@ -397,9 +425,7 @@ def test_the_queries_run_on_sqlite_and_postgresql(ledger, db_url: str) -> None:
     finally:
         engine.dispose()
     expected = build_statement("2026-01", january)
-    assert view["obligations"] == [
-        {k: v for k, v in ob.items() if k != "digest"} for ob in expected["obligations"]
-    ]
+    assert view["obligations"] == [as_shown(ob) for ob in expected["obligations"]]
     assert view["net_positions"] == expected["net_positions"]
     assert today["settlements"] == len(january)
     assert today["fund_pay_fen"] == sum(r["fund_pay_fen"] for r in january)
@@ -409,3 +435,144 @@ def test_the_queries_run_on_sqlite_and_postgresql(ledger, db_url: str) -> None:
     assert {r["province"]: r["net_position_fen"] for r in usage["provinces"]} == {
         p: v for p, v in expected["net_positions"].items() if v
     }
+
+
+# ------------------------------------------------------------------------------ split by payer
+#
+# Hand-checked numbers (fen), period 2026-01, all recorded today:
+#
+#   S1  410000 -> 110000  fund 5000  critical 1500  assistance 600 (A)  due 7100
+#   S2  410000 -> 110000  fund 2000  critical    0  assistance 300 (B)  due 2300, reversed by R1
+#   S3  320000 -> 110000  fund 1000  (no tier fields: due = fund)        due 1000
+#   S4  410000 -> 310000  fund 3000  critical  400  assistance 200 (A)  due 3600
+#
+# National: fund 9000, critical 1900, assistance 800, due 11700.
+# As payer: 410000 fund 8000, critical 1900, assistance 800, due 10700; 320000 due 1000.
+
+SPLIT = ("fund_pay_fen", "critical_pay_fen", "assistance_pay_fen", "due_fen")
+
+
+def tiered(
+    settlement_id: str,
+    payee: str,
+    *,
+    fund: int,
+    critical: int,
+    assistance: int,
+    class_: str,
+) -> dict:
+    due = fund + critical + assistance
+    eligible = due + 1_000
+    total = eligible + 500
+    return {
+        "status": "priced",
+        "settlement_id": settlement_id,
+        "period": "2026-01",
+        "payer": "410000",
+        "payee": payee,
+        "hospital_id": "H1",
+        "filed": True,
+        "total_fen": total,
+        "self_pay_fen": 300,
+        "pre_self_pay_fen": 200,
+        "eligible_fen": eligible,
+        "deductible_fen": 500,
+        "fund_pay_fen": fund,
+        "critical_pay_fen": critical,
+        "assistance_pay_fen": assistance,
+        "due_fen": due,
+        "personal_pay_fen": total - due,
+        "cap_reached": False,
+        "assistance_class": class_,
+    }
+
+
+def reversal_of(original: dict, reversal_id: str) -> dict:
+    keep = ("settlement_id", "period", "payer", "payee", "hospital_id")
+    return {
+        "status": "reversed",
+        "reversal_id": reversal_id,
+        **{k: original[k] for k in keep},
+        **{k: -v for k, v in original.items() if k.endswith("_fen")},
+    }
+
+
+@pytest.fixture
+def tiers_db(tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path / 'tiers.sqlite'}"
+    s2 = tiered("S2", "110000", fund=2_000, critical=0, assistance=300, class_="B")
+    with Ledger(url) as ledger:
+        outcomes = ledger.record_results(
+            [
+                tiered("S1", "110000", fund=5_000, critical=1_500, assistance=600, class_="A"),
+                s2,
+                reversal_of(s2, "R1"),
+                priced("S3", payer="320000", payee="110000", fund=1_000, hospital_id="H1"),
+                tiered("S4", "310000", fund=3_000, critical=400, assistance=200, class_="A"),
+            ]
+        )
+        assert [o.action for o in outcomes] == ["recorded"] * 5
+    return url
+
+
+def split(row: dict) -> tuple[int, ...]:
+    return tuple(row[key] for key in SPLIT)
+
+
+def test_the_overview_splits_the_due_by_home_side_payer(tiers_db: str) -> None:
+    dashboard = dashboard_for(tiers_db)
+    client = SyncApiClient(create_app(dashboard.config, dashboard))
+    try:
+        body = client.request("GET", "/dashboard/api/overview").json()
+    finally:
+        client.close()
+    view = body["period"]
+    assert body["selected"] == "2026-01" and view["state"] == "open"
+    assert {(ob["payer"], ob["payee"]): split(ob) for ob in view["obligations"]} == {
+        ("320000", "110000"): (1_000, 0, 0, 1_000),
+        ("410000", "110000"): (5_000, 1_500, 600, 7_100),
+        ("410000", "310000"): (3_000, 400, 200, 3_600),
+    }
+    assert split(view["totals"]) == (9_000, 1_900, 800, 11_700)
+    assert (body["today"]["settlements"], body["today"]["reversals"]) == (4, 1)
+    assert split(body["today"]) == (9_000, 1_900, 800, 11_700)
+    assert [(r["province"], r["settlements"], *split(r)) for r in view["payers"]] == [
+        ("320000", 1, 1_000, 0, 0, 1_000),
+        ("410000", 3, 8_000, 1_900, 800, 10_700),
+    ]
+    # Net positions are on the due, as the statement's.
+    assert view["net_positions"] == {
+        "110000": 8_100,
+        "310000": 3_600,
+        "320000": -1_000,
+        "410000": -10_700,
+    }
+    assert yuan(view["totals"]["due_fen"]) == "¥117.00"
+
+
+def test_the_collectors_report_the_split_by_payer_kind(tiers_db: str) -> None:
+    registry = CollectorRegistry()
+    dashboard = dashboard_for(tiers_db)
+    collectors.register(dashboard, registry)
+    try:
+        asyncio.run(dashboard.ledger.get(timeout=10))
+        families = scrape(registry)
+    finally:
+        collectors.unregister(registry)
+        dashboard.executor.shutdown(wait=True)
+
+    def value(name: str, **labels: str) -> float:
+        found = [s.value for s in families[name] if s.labels.items() >= labels.items()]
+        assert len(found) == 1, (name, labels, found)
+        return found[0]
+
+    kinds = {"fund": 9_000, "critical": 1_900, "assistance": 800}
+    for kind, fen in kinds.items():
+        assert value("clearing_period_payer_fen", period="2026-01", payer_kind=kind) == fen
+    pair = {"period": "2026-01", "payer": "410000", "payee": "110000"}
+    assert value("clearing_obligation_due_fen", **pair) == 7_100
+    assert value("clearing_obligation_critical_pay_fen", **pair) == 1_500
+    assert value("clearing_obligation_assistance_pay_fen", **pair) == 600
+    assert value("clearing_obligation_fund_pay_fen", **pair) == 5_000
+    other = {"period": "2026-01", "payer": "320000", "payee": "110000"}
+    assert value("clearing_obligation_due_fen", **other) == 1_000

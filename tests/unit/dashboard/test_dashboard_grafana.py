@@ -72,6 +72,8 @@ def test_the_dashboard_has_the_operators_panels() -> None:
         "clearing_result_latency_seconds_bucket",
         "clearing_consumer_lag",
         "clearing_obligation_fund_pay_fen",
+        "clearing_obligation_due_fen",
+        "clearing_period_payer_fen",
         "clearing_prepayment_usage_ratio",
         "clearing_period_state",
     ):
