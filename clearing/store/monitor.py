@@ -100,6 +100,10 @@ class BatchMonitor:
     def __post_init__(self) -> None:
         self._monitor = Monitor(self.settings, dict(self.histories))
 
+    def histories_now(self) -> dict[str, PersonHistory]:
+        """The persons' histories after what the batch observed (an emptied one is absent)."""
+        return self._monitor.histories
+
     def observe(self, source: str, offset: int, event: Event | None, result: Result) -> None:
         observation = monitor_event(event, result, self._monitor, self.settings)
         self._monitor.apply(e for e in observation.effects if not isinstance(e, Tally))

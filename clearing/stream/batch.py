@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,6 +61,7 @@ from clearing.store.schema import (
     stream_results,
     stream_tier_accumulators,
 )
+from clearing.stream.state import PersonCache, PersonState
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +168,7 @@ def stored_emit(record: Record, status: str, message: bytes) -> Emit:
 
 @dataclass
 class Plan:
-    """A batch priced against one read of the database: what to write if it still holds."""
+    """A batch priced against the persons' books: what to write, and to keep once written."""
 
     stored: dict[str, tuple[str, bytes]]
     loaded: LoadedBook
@@ -176,6 +177,7 @@ class Plan:
     new: list[Emit]
     effects: list[tuple[Record, object]]
     monitor: MonitorPlan | None = None
+    histories: dict[str, PersonHistory] | None = None
 
     def flags(self, records: Sequence[Record], replayed: dict[str, list[bytes]]) -> list[bytes]:
         raised = self.monitor.raised if self.monitor is not None else {}
@@ -197,12 +199,16 @@ class Plan:
 
 @dataclass
 class BatchProcessor:
-    """Prices batches against the database; one per worker, called from one thread.
+    """Prices batches against partition-owned state; one per worker, called from one thread.
 
-    Optimistic: the batch is read and priced without the write lock, then the write
-    transaction reads the same rows again (locked) and writes the plan only if they are
-    unchanged; otherwise it prices the batch again under the lock. Workers of different
-    partitions thus parse and price in parallel and serialise only their writes.
+    The persons of a batch are taken from the worker's `PersonCache` (a miss reads the person
+    from the store, outside any lock), priced in memory, and the batch's results, state changes,
+    monitor rows and ledger postings written in one transaction, with no second read. Stored
+    results are looked up only in a partition not yet known to be past them (newly assigned):
+    each partition's stored results are a prefix of it, so once a batch of the partition finds
+    its last record unstored, the later ones are new. Ids are global, not per person: an id
+    another partition took collides at write time (its unique key), and the batch is redone
+    "cold": its persons, ids and stored results read again from the store.
     """
 
     engine: Engine
@@ -213,80 +219,148 @@ class BatchProcessor:
     reader: Engine | None = None
     # Fund-safety monitoring (CLEARING_MONITOR; on unless "0"): flags, never money.
     monitor: bool | None = None
+    cache: PersonCache | None = None
 
     def __post_init__(self) -> None:
         if self.reader is None:
             self.reader = db.read_engine(self.engine)
         if self.monitor is None:
             self.monitor = settings().monitor
+        if self.cache is None:
+            self.cache = PersonCache(settings().cache_persons)
+        # Partitions whose stored results are known to lie behind the records to come.
+        self._past_stored: set[tuple[str, int]] = set()
+
+    def assigned(self, partitions: Iterable[tuple[str, int]]) -> None:
+        """Partitions (topic, partition) this worker now owns: their persons are read afresh."""
+        self.revoked(partitions)
+
+    def revoked(self, partitions: Iterable[tuple[str, int]]) -> None:
+        """Partitions this worker no longer owns: their persons and positions are forgotten."""
+        gone = set(partitions)
+        self._past_stored -= gone
+        if self.cache is not None:
+            self.cache.drop_partitions(p for _, p in gone)
 
     def process(self, records: Sequence[Record]) -> BatchOutput:
-        """Results for every record, in order; retries a batch that raced another."""
+        """Results for every record, in order; redoes a batch that raced another."""
         parsed = [parse_event(r.value) for r in records]
+        cold = False
         for attempt in range(1, self.max_attempts + 1):
             try:
-                if self.reader is None:
-                    raise RuntimeError("BatchProcessor.reader is unset: __post_init__ sets it")
-                with self.reader.connect() as conn:
-                    plan = self._price(records, parsed, *self._read(conn, records, parsed, False))
-                with self.engine.begin() as conn:
-                    stored, loaded = self._read(conn, records, parsed, True)
-                    if (
-                        stored.keys() != plan.stored.keys()
-                        or loaded.book != plan.loaded.book
-                        or loaded.histories != plan.loaded.histories
-                    ):
-                        plan = self._price(records, parsed, stored, loaded)
-                    write_batch(conn, plan.loaded, plan.book, plan.new, plan.effects)
-                    replayed: dict[str, list[bytes]] = {}
-                    if plan.monitor is not None:
-                        write_monitor(conn, plan.monitor)
-                    if self.monitor and stored:
-                        replayed = load_flags(conn, list(stored))
-                    alerts = []
-                    if self.ledger is not None:
-                        cleared = [e.result for e in plan.new if e.status in CLEARED]
-                        alerts = self.ledger(conn, cleared)
-                rules: list[str] = (
-                    [f.rule for raised in plan.monitor.flags.values() for f in raised]
-                    if plan.monitor is not None
-                    else []
-                )
-                return BatchOutput(
-                    plan.emits(records), alerts, attempt, plan.flags(records, replayed), rules
-                )
+                return self._attempt(records, parsed, cold, attempt)
             except (IntegrityError, TakenMeanwhile) as exc:
+                self._forget(records, parsed)
                 if attempt == self.max_attempts:
                     raise
                 log.info("batch of %d raced another (%s); redoing it", len(records), exc)
                 time.sleep(min(0.5, 0.01 * attempt))
             except DBAPIError as exc:
+                self._forget(records, parsed)
                 if not _is_conflict(exc) or attempt == self.max_attempts:
                     raise
                 log.info("batch of %d hit a lock conflict; redoing it", len(records))
                 time.sleep(min(0.5, 0.01 * attempt))
+            except BaseException:
+                self._forget(records, parsed)
+                raise
+            cold = True
         raise UnavailableError(f"batch of {len(records)} still conflicting after retries")
 
-    def _read(
+    def _attempt(
         self,
-        conn: Connection,
         records: Sequence[Record],
         parsed: Sequence[Parsed | Rejection],
-        lock: bool,
-    ) -> tuple[dict[str, tuple[str, bytes]], LoadedBook]:
-        stored = load_stored(conn, [r.source for r in records])
-        events = [
-            p
-            for record, p in zip(records, parsed, strict=True)
-            if record.source not in stored and isinstance(p, Parsed)
-        ]
-        loaded = load_book(conn, events, lock)
-        if self.monitor:
-            persons = [
-                p.event.person_id for p in events if isinstance(p.event, Settlement | Reversal)
+        cold: bool,
+        attempt: int,
+    ) -> BatchOutput:
+        cache = self.cache
+        if self.reader is None or cache is None:
+            raise RuntimeError("BatchProcessor is not initialised: __post_init__ sets it")
+        past = set() if cold else self._past_stored
+        checked = [r.source for r in records if (r.topic, r.partition) not in past]
+        owners = id_owners(parsed)
+        with self.reader.connect() as conn:
+            stored = load_stored(conn, checked) if checked else {}
+            events = [
+                (record, p)
+                for record, p in zip(records, parsed, strict=True)
+                if record.source not in stored and isinstance(p, Parsed)
             ]
-            loaded.histories = load_histories(conn, persons)
-        return stored, loaded
+            persons = {
+                p.event.person_id: record.partition
+                for record, p in events
+                if isinstance(p.event, Settlement | Reversal | Filing | Assistance)
+            }
+            if cold or stored:
+                # The store may hold more than the copies: read these persons again.
+                cache.forget(persons)
+            missing = cache.missing(persons)
+            if missing:
+                cache.add(load_persons(conn, {p: persons[p] for p in missing}, bool(self.monitor)))
+            book = cache.book_for(persons)
+            if cold:
+                book.fingerprints.update(load_fingerprints(conn, owners))
+            targets = [
+                p.event.settlement_id
+                for _, p in events
+                if isinstance(p.event, Reversal) and p.event.settlement_id not in book.priced
+            ]
+            if targets:
+                for sid, entry in load_priced(conn, targets).items():
+                    book.priced.setdefault(sid, entry)
+        loaded = LoadedBook(
+            MemoryBook(),
+            set(book.accumulators),
+            set(book.priced),
+            {sid for sid, e in book.priced.items() if e.reversed},
+            set(book.tier_accumulators),
+        )
+        if self.monitor:
+            loaded.histories = {
+                p: h for p in persons if (h := cache.persons[p].history) is not None
+            }
+        plan = self._price(records, parsed, stored, loaded, book)
+        with self.engine.begin() as conn:
+            write_batch(conn, plan.loaded, plan.book, plan.new, plan.effects)
+            replayed: dict[str, list[bytes]] = {}
+            if plan.monitor is not None:
+                write_monitor(conn, plan.monitor)
+            if self.monitor and stored:
+                replayed = load_flags(conn, list(stored))
+            alerts = []
+            if self.ledger is not None:
+                cleared = [e.result for e in plan.new if e.status in CLEARED]
+                alerts = self.ledger(conn, cleared)
+        cache.absorb(plan.book, owners, plan.histories, persons)
+        self._mark_past_stored(records, stored)
+        rules: list[str] = (
+            [f.rule for raised in plan.monitor.flags.values() for f in raised]
+            if plan.monitor is not None
+            else []
+        )
+        return BatchOutput(
+            plan.emits(records), alerts, attempt, plan.flags(records, replayed), rules
+        )
+
+    def _mark_past_stored(self, records: Sequence[Record], stored: Mapping[str, object]) -> None:
+        last: dict[tuple[str, int], Record] = {}
+        for record in records:
+            last[(record.topic, record.partition)] = record
+        for position, record in last.items():
+            if record.source not in stored:
+                self._past_stored.add(position)
+
+    def _forget(self, records: Sequence[Record], parsed: Sequence[Parsed | Rejection]) -> None:
+        """After a failed attempt nothing of the batch's persons is trusted: read them again."""
+        if self.cache is not None:
+            self.cache.forget(
+                p.event.person_id
+                for p in parsed
+                if isinstance(p, Parsed)
+                and isinstance(p.event, Settlement | Reversal | Filing | Assistance)
+            )
+        self._past_stored -= {(r.topic, r.partition) for r in records}
 
     def _price(
         self,
@@ -294,13 +368,13 @@ class BatchProcessor:
         parsed: Sequence[Parsed | Rejection],
         stored: dict[str, tuple[str, bytes]],
         loaded: LoadedBook,
+        book: MemoryBook,
     ) -> Plan:
         fresh = [
             (record, p)
             for record, p in zip(records, parsed, strict=True)
             if record.source not in stored
         ]
-        book = copy_book(loaded.book)
         refdata = self.refdata()
         by_source: dict[str, Emit] = {}
         effects: list[tuple[Record, object]] = []
@@ -331,7 +405,8 @@ class BatchProcessor:
             by_source[record.source] = make_emit(record, result, kind=p.event.type)
         new = [by_source[r.source] for r, _ in fresh]
         plan = monitor.plan if monitor is not None else None
-        return Plan(stored, loaded, book, by_source, new, effects, plan)
+        histories = monitor.histories_now() if monitor is not None else None
+        return Plan(stored, loaded, book, by_source, new, effects, plan, histories)
 
 
 def _is_conflict(exc: DBAPIError) -> bool:
@@ -381,49 +456,112 @@ def copy_book(book: MemoryBook) -> MemoryBook:
 
 def load_book(conn: Connection, events: Sequence[Parsed], lock: bool = True) -> LoadedBook:
     """Filings, assistance records, accumulators, tier accumulators, taken ids and priced
-    settlements the events can touch.
+    settlements the events can touch, read straight from the store (the trial API's view).
 
-    Accumulator, tier accumulator and priced rows are read `FOR UPDATE` (PostgreSQL): a
-    concurrent batch on the same rows waits, then reads what this one wrote. New rows collide on
-    their primary keys.
+    With `lock`, accumulator, tier accumulator and priced rows are read `FOR UPDATE`
+    (PostgreSQL).
     """
     persons: set[str] = set()
     filers: set[str] = set()
-    keys: set[str] = set()
+    owners: dict[str, str] = {}
     targets: set[str] = set()
     for p in events:
         e = p.event
         if isinstance(e, Settlement):
             persons.add(e.person_id)
             filers.add(e.person_id)
-            keys.add(settlement_key(e.settlement_id))
+            owners[settlement_key(e.settlement_id)] = e.person_id
         elif isinstance(e, Reversal):
             persons.add(e.person_id)
-            keys.add(reversal_key(e.reversal_id))
+            owners[reversal_key(e.reversal_id)] = e.person_id
             targets.add(e.settlement_id)
     book = MemoryBook()
+    book.fingerprints.update(load_fingerprints(conn, owners))
+    book.filings.update(load_filings(conn, filers))
+    book.assistance.update(load_assistance(conn, filers))
+    book.accumulators.update(load_accumulators(conn, persons, lock))
+    book.tier_accumulators.update(load_tier_accumulators(conn, persons, lock))
+    book.priced.update(load_priced(conn, targets, lock))
+    reversed_ids = {sid for sid, entry in book.priced.items() if entry.reversed}
+    return LoadedBook(
+        book, set(book.accumulators), set(book.priced), reversed_ids, set(book.tier_accumulators)
+    )
+
+
+def id_owners(parsed: Iterable[Parsed | Rejection]) -> dict[str, str]:
+    """The id key each valid settlement or reversal takes, and the person it belongs to."""
+    owners: dict[str, str] = {}
+    for p in parsed:
+        if not isinstance(p, Parsed):
+            continue
+        e = p.event
+        if isinstance(e, Settlement):
+            owners[settlement_key(e.settlement_id)] = e.person_id
+        elif isinstance(e, Reversal):
+            owners[reversal_key(e.reversal_id)] = e.person_id
+    return owners
+
+
+def load_persons(
+    conn: Connection, partitions: Mapping[str, int], monitor: bool
+) -> dict[str, PersonState]:
+    """The stored books of these persons (person -> the partition that owns them)."""
+    persons = sorted(partitions)
+    states = {p: PersonState(partitions[p]) for p in persons}
+    for person, filings in load_filings(conn, persons).items():
+        states[person].filings = filings
+    for person, records in load_assistance(conn, persons).items():
+        states[person].assistance = records
+    for key, acc in load_accumulators(conn, persons, False).items():
+        states[key[0]].accumulators[key] = acc
+    for tkey, tacc in load_tier_accumulators(conn, persons, False).items():
+        states[tkey[0]].tiers[tkey] = tacc
+    if monitor:
+        for person, history in load_histories(conn, persons).items():
+            states[person].history = history
+    return states
+
+
+def load_fingerprints(conn: Connection, keys: Iterable[str]) -> dict[str, str]:
+    """Taken ids only: an API claim (no source yet) is not a take."""
     t = ids
+    found: dict[str, str] = {}
     for part in db.chunks(sorted(keys)):
-        # Taken ids only: an API claim (no source yet) is not a take.
         query = select(t.c.key, t.c.content_hash).where(t.c.key.in_(part), t.c.source.is_not(None))
         for key, fp in conn.execute(query):
-            book.fingerprints[key] = fp
+            found[key] = fp
+    return found
+
+
+def load_filings(conn: Connection, persons: Iterable[str]) -> dict[str, list[Filing]]:
     t = stream_filings
-    for part in db.chunks(sorted(filers)):
+    found: dict[str, list[Filing]] = {}
+    for part in db.chunks(sorted(persons)):
         rows = conn.execute(select(t.c.person_id, t.c.filing).where(t.c.person_id.in_(part)))
         for person, raw in rows:
-            book.filings.setdefault(person, []).append(Filing.model_validate_json(raw))
+            found.setdefault(person, []).append(Filing.model_validate_json(raw))
+    return found
+
+
+def load_assistance(conn: Connection, persons: Iterable[str]) -> dict[str, list[Assistance]]:
     t = stream_assistance
-    for part in db.chunks(sorted(filers)):
+    found: dict[str, list[Assistance]] = {}
+    for part in db.chunks(sorted(persons)):
         # By source, so two reads of the same rows give equal books (the order does not
         # change a price: the class that covers a settlement is `A` over `B`, tiers.md).
         rows = conn.execute(
             select(t.c.person_id, t.c.record).where(t.c.person_id.in_(part)).order_by(t.c.source)
         )
         for person, raw in rows:
-            record = Assistance.model_validate_json(raw)
-            book.assistance.setdefault(person, []).append(record)
+            found.setdefault(person, []).append(Assistance.model_validate_json(raw))
+    return found
+
+
+def load_accumulators(
+    conn: Connection, persons: Iterable[str], lock: bool
+) -> dict[tuple[str, int, str], Accumulator]:
     t = stream_accumulators
+    found: dict[tuple[str, int, str], Accumulator] = {}
     for part in db.chunks(sorted(persons)):
         query = (
             select(t.c.person_id, t.c.year, t.c.kind, t.c.fund_paid, t.c.deductible_used)
@@ -431,8 +569,15 @@ def load_book(conn: Connection, events: Sequence[Parsed], lock: bool = True) -> 
             .order_by(t.c.person_id, t.c.year, t.c.kind)
         )
         for person, year, kind, fund, deductible in _read_rows(conn, query, lock):
-            book.accumulators[(person, year, kind)] = Accumulator(fund, deductible)
+            found[(person, year, kind)] = Accumulator(fund, deductible)
+    return found
+
+
+def load_tier_accumulators(
+    conn: Connection, persons: Iterable[str], lock: bool
+) -> dict[tuple[str, int], TierAccumulator]:
     t = stream_tier_accumulators
+    found: dict[tuple[str, int], TierAccumulator] = {}
     for part in db.chunks(sorted(persons)):
         query = (
             select(t.c.person_id, t.c.year, t.c.burden, t.c.critical_paid, t.c.assistance_paid)
@@ -440,10 +585,16 @@ def load_book(conn: Connection, events: Sequence[Parsed], lock: bool = True) -> 
             .order_by(t.c.person_id, t.c.year)
         )
         for person, year, burden, critical, assistance in _read_rows(conn, query, lock):
-            book.tier_accumulators[(person, year)] = TierAccumulator(burden, critical, assistance)
+            found[(person, year)] = TierAccumulator(burden, critical, assistance)
+    return found
+
+
+def load_priced(
+    conn: Connection, settlement_ids: Iterable[str], lock: bool = False
+) -> dict[str, PricedEntry]:
     t = stream_priced
-    reversed_ids: set[str] = set()
-    for part in db.chunks(sorted(targets)):
+    found: dict[str, PricedEntry] = {}
+    for part in db.chunks(sorted(set(settlement_ids))):
         query = (
             select(
                 t.c.settlement_id,
@@ -459,14 +610,10 @@ def load_book(conn: Connection, events: Sequence[Parsed], lock: bool = True) -> 
         )
         for sid, person, year, kind, raw, was_reversed, counted in _read_rows(conn, query, lock):
             result = Priced.model_validate_json(raw)
-            book.priced[sid] = PricedEntry(
+            found[sid] = PricedEntry(
                 person, year, kind, result, bool(was_reversed), counted_fen=counted
             )
-            if was_reversed:
-                reversed_ids.add(sid)
-    return LoadedBook(
-        book, set(book.accumulators), set(book.priced), reversed_ids, set(book.tier_accumulators)
-    )
+    return found
 
 
 def _read_rows(
