@@ -28,9 +28,9 @@ from clearing.ledger.store import Ledger
 from clearing.metrics import render
 from clearing.stream import reconcile
 from clearing.stream.config import StreamConfig
-from clearing.stream.handlers import Message, PriceHandler, RouteHandler, hold, retry_forever
+from clearing.stream.consumer import PriceConsumer
+from clearing.stream.handlers import Message, PriceHandler, RouteHandler, retry_forever
 from clearing.stream.refdata_feed import RefdataFeed
-from clearing.topics import EVENTS_PARTITIONS
 
 if TYPE_CHECKING:
     from faust.transport.drivers.aiokafka import Producer
@@ -83,7 +83,6 @@ refdata_feed = RefdataFeed(config.bootstrap, topics.refdata, config.auth)
 install_api(app, ApiConfig.from_stream(config, lambda: refdata_feed.current))
 install_dashboard(app, DashboardConfig.from_stream(config))
 
-events_topic = app.topic(topics.events, partitions=EVENTS_PARTITIONS, internal=False)
 db_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clearing-db")
 
 
@@ -140,20 +139,17 @@ async def follow_refdata() -> None:
     await refdata_feed.run()
 
 
-@app.agent(events_topic)
-async def price(stream: faust.StreamT[bytes]) -> None:
+price_consumer = PriceConsumer(config, price_handler)
+
+
+@app.task  # type: ignore[untyped-decorator]
+async def price() -> None:
     """events -> results, their provinces' feeds (the route stage), dead letters and alerts.
 
-    Each batch is released (its offsets may be committed) by the handler once everything it
-    produced is acknowledged; that wait overlaps the pricing of the next batch.
-    """
-    # `take_events` is faust's `Stream`'s, which agents get; `StreamT` does not declare it.
-    batches = cast("faust.Stream[bytes]", stream).take_events(
-        config.batch_size, within=config.batch_within
-    )
-    async for events in batches:
-        hold(events)
-        await price_handler.handle(events)
+    Consumed in bulk beneath faust's per-message layer (`clearing.stream.consumer`): each batch
+    is committed by the handler once everything it produced is acknowledged; that wait overlaps
+    the pricing of the next batch."""
+    await price_consumer.run()
 
 
 reconcile_topic = app.topic(topics.reconcile, internal=False)

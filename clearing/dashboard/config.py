@@ -27,7 +27,7 @@ class DashboardConfig:
         return cls(
             bootstrap=stream.bootstrap,
             topics=stream.topics,
-            group=stream.app_id,
+            group=stream.price_group,
             db_url=stream.db_url,
             ttl=s.dashboard_ttl,
             sample_every=s.dashboard_sample,

@@ -58,5 +58,10 @@ class StreamConfig:
         return f"{self.topics.prefix}-stream"
 
     @property
+    def price_group(self) -> str:
+        """The price stage's own consumer group (it consumes beneath faust's)."""
+        return f"{self.app_id}-price"
+
+    @property
     def datadir(self) -> Path:
         return self.home / "faust" / self.app_id

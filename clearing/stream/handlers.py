@@ -34,7 +34,7 @@ from clearing.stream.results import recipients
 from clearing.topics import Topics
 
 if TYPE_CHECKING:
-    from faust.types import EventT
+    from aiokafka import ConsumerRecord
 
 log = logging.getLogger(__name__)
 
@@ -42,13 +42,14 @@ log = logging.getLogger(__name__)
 Message = tuple[str, int, bytes | None, bytes, list[tuple[str, bytes]] | None]
 # Messages -> futures resolved when the broker has acknowledged them (in order per partition).
 SendMany = Callable[[Sequence[Message]], Awaitable[list[Awaitable[Any]]]]
+# Commits the offsets of a batch's records (called once they are stored and acknowledged).
+Commit = Callable[[Sequence[Record]], Awaitable[None]]
 
 UNAVAILABLE = (OperationalError, InterfaceError, ConnectionError, TimeoutError)
 
 
-def record_of(event: EventT[bytes]) -> Record:
-    """A faust event as a plain record, with the publisher's `line` and `run` headers."""
-    message = event.message
+def record_of(message: ConsumerRecord[bytes, bytes]) -> Record:
+    """A consumed message as a plain record, with the publisher's `line` and `run` headers."""
     headers = dict(message.headers or ())
     line = headers.get("line")
     run = headers.get("run")
@@ -65,7 +66,7 @@ def record_of(event: EventT[bytes]) -> Record:
         value=message.value if message.value is not None else b"",
         line=line_no,
         run=run.decode("utf-8", "replace") if isinstance(run, bytes) else run,
-        timestamp_ms=int(timestamp * 1000) if timestamp else None,
+        timestamp_ms=int(timestamp) if timestamp else None,
     )
 
 
@@ -123,23 +124,6 @@ async def retry_forever(what: str, attempt: Callable[[], Awaitable[None]]) -> No
         delay = min(delay * 2, 10.0)
 
 
-def hold(events: Sequence[EventT[bytes]]) -> None:
-    """One more reference on each message, so faust cannot commit its offset on its own.
-
-    `take_events` acks a batch when the agent asks for the next one, and also when the agent is
-    cancelled mid-batch (worker shutdown). The extra reference is dropped by `release` only
-    after the batch is stored and its results acknowledged by the broker; a batch interrupted
-    before that stays uncommitted and is consumed again (and replayed from the database).
-    """
-    for event in events:
-        event.message.incref()
-
-
-def release(events: Sequence[EventT[bytes]]) -> None:
-    for event in events:
-        event.ack()
-
-
 @dataclass
 class PriceHandler:
     topics: Topics
@@ -162,21 +146,29 @@ class PriceHandler:
             )
         return self._processor
 
-    async def handle(self, events: Sequence[EventT[bytes]]) -> None:
+    async def handle(self, records: Sequence[Record], commit: Commit) -> None:
         """Prices and stores a batch, then hands its messages to the producer and returns; the
         acknowledgements are awaited in the background (while the next batch is priced), and
         only then are the batch's offsets released. A batch's messages are sent only once every
         message of the previous batch is acknowledged, so the order on the topics is kept.
         Whatever fails is retried, so the batch is never skipped."""
-        records = [record_of(e) for e in events]
         await self.refdata.caught_up()
         started = time.perf_counter()
-        output, alerts = await self._process(records)
+        output, alerts = await self._process(list(records))
         await self.drain()
         pending = await self._send_all(output, alerts)
         self._settling = asyncio.ensure_future(
-            self._settle(events, output, alerts, pending, len(records), started)
+            self._settle(records, commit, output, alerts, pending, started)
         )
+
+    async def owned(self, partitions: Sequence[tuple[str, int]], owns: bool) -> None:
+        """Partitions assigned (`owns`) or revoked: their persons are read afresh or dropped, in
+        the database thread, between two batches."""
+        def change() -> None:
+            processor = self.processor()
+            (processor.assigned if owns else processor.revoked)(partitions)
+
+        await asyncio.get_running_loop().run_in_executor(self.executor, change)
 
     async def drain(self) -> None:
         """Waits until the previous batch is acknowledged and released."""
@@ -186,11 +178,11 @@ class PriceHandler:
 
     async def _settle(
         self,
-        events: Sequence[EventT[bytes]],
+        records: Sequence[Record],
+        commit: Commit,
         output: BatchOutput,
         alerts: list[JSONObject],
         pending: list[Awaitable[Any]] | None,
-        size: int,
         started: float,
     ) -> None:
         now_ms = time.time() * 1000
@@ -202,9 +194,9 @@ class PriceHandler:
             log.exception("producing results failed; sending the batch again")
             await retry_forever("producing results", lambda: self._emit(output, alerts))
         count_batch(output, alerts, now_ms)
-        metrics.BATCH_SIZE.observe(size)
+        metrics.BATCH_SIZE.observe(len(records))
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
-        release(events)
+        await commit(records)
 
     async def _process(self, records: list[Record]) -> tuple[BatchOutput, list[JSONObject]]:
         """Stores the batch with its ledger postings, retrying while the database is unavailable."""

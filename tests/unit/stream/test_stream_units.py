@@ -3,10 +3,11 @@ reference-data updates, offset holding, and the batch processor with the ledger 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import orjson
 import pytest
+from aiokafka import ConsumerRecord
 from support.paths import CASES
 from support.stream import issue_statements
 
@@ -17,7 +18,7 @@ from clearing.ops.bundle import load_refdata
 from clearing.ops.publish import event_key, refdata_documents
 from clearing.stream import ledger_link
 from clearing.stream.batch import BatchProcessor, Record
-from clearing.stream.handlers import deadletter_headers, hold, record_of, release
+from clearing.stream.handlers import deadletter_headers, record_of
 from clearing.stream.refdata_feed import RefdataFeed
 from clearing.stream.results import recipients, spec_view
 from clearing.topics import PROVINCES, Topics
@@ -124,46 +125,24 @@ def test_province_view_and_statement_messages() -> None:
     assert {t for t, _, _ in messages[1:]} == {f"x.feed.{p}" for p in statement["net_positions"]}
 
 
-@dataclass
-class FakeMessage:
-    topic: str = "x.events"
-    partition: int = 2
-    offset: int = 41
-    key: bytes | None = b"P1"
-    value: bytes | None = b"{}"
-    headers: list = field(default_factory=lambda: [("line", b"17"), ("run", b"r1")])
-    timestamp: float = 1_700_000_000.5
-    refs: int = 1
-
-    def incref(self) -> None:
-        self.refs += 1
-
-
-@dataclass
-class FakeEvent:
-    message: FakeMessage
-
-    def ack(self) -> None:
-        self.message.refs -= 1
+def consumer_record(**fields: object) -> ConsumerRecord[bytes, bytes]:
+    values: dict[str, object] = {
+        "topic": "x.events", "partition": 2, "offset": 41, "timestamp": 1_700_000_000_500,
+        "timestamp_type": 0, "key": b"P1", "value": b"{}", "checksum": None,
+        "serialized_key_size": 2, "serialized_value_size": 2,
+        "headers": [("line", b"17"), ("run", b"r1")],
+    }
+    values.update(fields)
+    return ConsumerRecord(**values)  # type: ignore[arg-type]
 
 
 def test_record_of_reads_position_and_headers() -> None:
-    record = record_of(FakeEvent(FakeMessage()))
+    record = record_of(consumer_record())
     assert (record.topic, record.partition, record.offset) == ("x.events", 2, 41)
     assert (record.line, record.run, record.timestamp_ms) == (17, "r1", 1_700_000_000_500)
     assert record.source == "x.events:2:41"
-    bare = record_of(FakeEvent(FakeMessage(headers=[], value=None)))
+    bare = record_of(consumer_record(headers=[], value=None))
     assert (bare.line, bare.run, bare.value) == (None, None, b"")
-
-
-def test_hold_keeps_a_reference_until_release() -> None:
-    events = [FakeEvent(FakeMessage(offset=n)) for n in range(3)]
-    hold(events)
-    for e in events:  # what take_events does when the agent moves on (or is cancelled)
-        e.ack()
-    assert all(e.message.refs == 1 for e in events)  # not yet committable
-    release(events)
-    assert all(e.message.refs == 0 for e in events)
 
 
 def test_deadletter_headers_name_reason_and_source() -> None:
