@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Literal, TypeVar
 
-from sqlalchemy import Connection, Table, select
+from sqlalchemy import Connection, Date, Table, select
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 
 from clearing.core.periods import CLEARED
@@ -244,9 +244,10 @@ def _insert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
         f"INSERT INTO {table.name} ({', '.join(columns)}) "
         f"VALUES ({', '.join('?' * len(columns))})"
     )
-    conn.exec_driver_sql(
-        sql, [tuple(_sqlite_value(row[c]) for c in columns) for row in rows]
-    )
+    dated = {c for c in columns if isinstance(table.c[c].type, Date)}
+    if dated:
+        rows = [{**row, **{c: _sqlite_value(row[c]) for c in dated}} for row in rows]
+    conn.exec_driver_sql(sql, [tuple(row[c] for c in columns) for row in rows])
 
 
 def _sqlite_value(value: Any) -> Any:

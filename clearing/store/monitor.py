@@ -178,27 +178,20 @@ def write_monitor(conn: Connection, plan: MonitorPlan) -> None:
 def add_counts(
     conn: Connection, tallies: Mapping[tuple[str, str, str, str], tuple[int, int]]
 ) -> None:
-    """Adds to the counts: an upsert per row, so concurrent batches never lose an increment."""
+    """Adds to the counts: an upsert per row, so concurrent batches never lose an increment.
+    One executemany through the driver (a statement built per row cost more than the rows)."""
     if not tallies:
         return
-    t = monitor_counts
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
-    for (period, hospital_id, payer, payee), (s, r) in sorted(tallies.items()):
-        statement = insert(t).values(
-            period=period, hospital_id=hospital_id, payer=payer, payee=payee,
-            settlements=s, reversals=r,
-        )  # fmt: skip
-        statement = statement.on_conflict_do_update(
-            index_elements=["period", "hospital_id", "payer", "payee"],
-            set_={
-                "settlements": t.c.settlements + statement.excluded.settlements,
-                "reversals": t.c.reversals + statement.excluded.reversals,
-            },
-        )
-        conn.execute(statement)
+    t = monitor_counts.name
+    sql = (
+        f"INSERT INTO {t} (period, hospital_id, payer, payee, settlements, reversals) "
+        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (period, hospital_id, payer, payee) DO UPDATE "
+        f"SET settlements = {t}.settlements + excluded.settlements, "
+        f"reversals = {t}.reversals + excluded.reversals"
+    )
+    if conn.dialect.paramstyle != "qmark":
+        sql = sql.replace("?", "%s")
+    conn.exec_driver_sql(sql, [(*key, s, r) for key, (s, r) in sorted(tallies.items())])
 
 
 def load_flags(conn: Connection, sources: Sequence[str]) -> dict[str, list[bytes]]:

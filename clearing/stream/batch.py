@@ -82,10 +82,11 @@ class Record:
     line: int | None = None
     run: str | None = None
     timestamp_ms: int | None = None
+    # The record's position as the store keys it: made once, read many times per batch.
+    source: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def source(self) -> str:
-        return f"{self.topic}:{self.partition}:{self.offset}"
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "source", f"{self.topic}:{self.partition}:{self.offset}")
 
 
 @dataclass(frozen=True, slots=True)
