@@ -91,11 +91,14 @@ class Pipeline:
     run_id: str = field(default_factory=new_run_id)
     workers: dict[int, Worker] = field(default_factory=dict)
     starts: int = 0
+    # The ledger: a fresh SQLite file in `workdir` unless a (fresh) database URL is given.
+    db_url: str = ""
 
     def __post_init__(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.topics = Topics(self.prefix)
-        self.db_url = f"sqlite:///{self.workdir / 'ledger.sqlite'}"
+        if not self.db_url:
+            self.db_url = f"sqlite:///{self.workdir / 'ledger.sqlite'}"
 
     def create(self, refdata: Path) -> None:
         ensure_topics(self.bootstrap, self.prefix)
