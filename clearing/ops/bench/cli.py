@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from clearing.ops.bench import price, stream
+from clearing.ops.bench import price, replay, stream
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -12,3 +12,4 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     kinds = bench.add_subparsers(dest="bench", required=True, metavar="BENCHMARK")
     price.add_parser(kinds)
     stream.add_parser(kinds)
+    replay.add_parser(kinds)
