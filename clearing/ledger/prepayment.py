@@ -312,9 +312,23 @@ def raise_alerts(
 
 
 def _store_notices(conn: Connection, candidates: list[Notice]) -> list[Notice]:
-    """The candidates whose (province, period) had no notice yet; the key refuses the rest."""
+    """The candidates whose (province, period) had no notice yet; the key refuses the rest.
+
+    Those already noticed are read first in one query: after a period's first batches every
+    candidate has its notice, and a statement per candidate would be built for nothing."""
+    if not candidates:
+        return []
+    t = notices
+    query = select(t.c.province, t.c.period).where(
+        t.c.kind == "no_prepayment",
+        t.c.period.in_(sorted({n.period for n in candidates})),
+        t.c.province.in_(sorted({n.province for n in candidates})),
+    )
+    noticed = {(province, period) for province, period in conn.execute(query)}
     new = []
     for notice in candidates:
+        if (notice.province, notice.period) in noticed:
+            continue
         statement = (
             dialect_insert(conn, notices)
             .values(
