@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 
     from clearing.core.models.refdata import Catalog, Policy
 
-EVENTS_PARTITIONS = 6
+# Divisible by 1, 2, 3, 4 and 6: the partitions share out evenly over that many workers.
+EVENTS_PARTITIONS = 12
 REFDATA_PARTITIONS = 1
 
 
