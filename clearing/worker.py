@@ -20,6 +20,7 @@ from faust.web import Request, Response, View
 
 from clearing.api import ApiConfig
 from clearing.api import install as install_api
+from clearing.config import private_state
 from clearing.dashboard import DashboardConfig
 from clearing.dashboard import install as install_dashboard
 from clearing.kafka_auth import faust_settings
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 
 
 def make_app(config: StreamConfig) -> faust.App:
+    private_state()
     config.datadir.parent.mkdir(parents=True, exist_ok=True)
     settings: dict[str, Any] = {
         "broker": f"kafka://{config.bootstrap}",

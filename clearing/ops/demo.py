@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from clearing.config import private_state
 from clearing.core.errors import ClearingError
 from clearing.core.models.flags import (
     DuplicateBilling,
@@ -159,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         "(default: when run from a terminal)",
     )
     args = parser.parse_args(argv)
+    private_state()
     if args.serve is None:
         args.serve = sys.stdin.isatty() and sys.stdout.isatty()
 

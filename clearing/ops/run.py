@@ -16,7 +16,7 @@ from pathlib import Path
 
 import orjson
 
-from clearing.config import settings
+from clearing.config import mask_url, private_state, settings
 from clearing.core.errors import ClearingError, UnavailableError
 from clearing.core.jsonish import JSONObject
 from clearing.core.netting import Statement
@@ -110,6 +110,7 @@ def count_lines(path: Path) -> int:
 
 
 def run(config: RunConfig) -> RunSummary:
+    private_state()
     bootstrap = local_broker()
     run_id = new_run_id()
     prefix = config.prefix or f"run-{run_id}"
@@ -122,7 +123,7 @@ def run(config: RunConfig) -> RunSummary:
     ensure_topics(bootstrap, prefix)
     publish(bootstrap, topics, config.refdata, None)
     expected = count_lines(config.events)
-    say(f"{expected} events, topics {prefix}.*, ledger {db_url}")
+    say(f"{expected} events, topics {prefix}.*, ledger {mask_url(db_url)}")
     workers = start_workers(
         config.workers, bootstrap, prefix, db_url, workdir, config.web_port, config.log_level
     )

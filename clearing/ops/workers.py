@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from clearing.config import settings
+from clearing.config import private_state, settings
 
 
 def port_is_free(port: int) -> bool:
@@ -65,6 +65,7 @@ class Worker:
         return int(self.env["CLEARING_WEB_PORT"])
 
     def start(self) -> Worker:
+        private_state()  # the worker inherits it: its ledger, logs and faust data are private
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         command = [sys.executable, "-m", "faust", "-A", "clearing.worker", "worker"]
         command += ["-l", self.log_level]
