@@ -18,6 +18,8 @@ the tools, with its default. A malformed value is an `InputError` naming the var
 | CLEARING_DASHBOARD_TTL | 5 (seconds a ledger or Kafka figure is reused before it is asked again) |
 | CLEARING_DASHBOARD_SAMPLE | 5 (seconds between two points of the live charts) |
 | CLEARING_MONITOR | 1 (`0` turns fund-safety monitoring off in the price stage: no flags) |
+| CLEARING_PARENT_PID | unset; set by `clearing run` for its workers: a worker stops when that
+  process dies |
 | CLEARING_CLIENT_DEBUG | unset (the Kafka client's DEBUG records are dropped unless set) |
 | KAFKA_CLIENT_CONFIG | unset; a librdkafka properties file with the SASL login |
 | KAFKA_USERNAME, KAFKA_PASSWORD or KAFKA_PASSWORD_FILE | unset; the SASL login, when there is
@@ -92,6 +94,7 @@ class Settings:
     kafka_sasl_mechanism: str = DEFAULT_SASL_MECHANISM
     kafka_security_protocol: str = DEFAULT_SECURITY_PROTOCOL
     db_owner_url: str | None = field(default=None, repr=False)
+    parent_pid: int | None = None
 
     @property
     def kafka_admin_file(self) -> Path:
@@ -140,6 +143,7 @@ class Settings:
                 env.get("KAFKA_SECURITY_PROTOCOL") or DEFAULT_SECURITY_PROTOCOL
             ).upper(),
             db_owner_url=_value_or_file(env, "CLEARING_DB_OWNER_URL"),
+            parent_pid=_read(env, "CLEARING_PARENT_PID", int, None),
         )
 
 
