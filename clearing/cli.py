@@ -6,6 +6,8 @@ import argparse
 import importlib
 import sys
 
+from clearing.config import private_state
+
 # Each module exposes `register(subparsers)`, adding its parsers with `set_defaults(func=...)`;
 # `func(args)` returns the process exit status.
 SUBCOMMAND_MODULES = (
@@ -30,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    private_state()
     args = build_parser().parse_args(argv)
     return int(args.func(args) or 0)
 

@@ -6,7 +6,9 @@ the tools, with its default. A malformed value is an `InputError` naming the var
 | CLEARING_HOME | ~/.local/share/clearing (state: the SQLite ledger, runs, the local services) |
 | KAFKA_BOOTSTRAP | 127.0.0.1:9092 (`KAFKA_PORT` changes the local broker's port) |
 | CLEARING_TOPIC_PREFIX | clearing |
-| CLEARING_DB_URL | SQLite file `${CLEARING_HOME}/ledger.sqlite` |
+| CLEARING_DB_URL (or CLEARING_DB_URL_FILE) | SQLite file `${CLEARING_HOME}/ledger.sqlite` |
+| CLEARING_DB_OWNER_URL (or CLEARING_DB_OWNER_URL_FILE) | unset; the role that owns the schema and
+  runs the migrations, when CLEARING_DB_URL's role may only read and write rows (PostgreSQL) |
 | CLEARING_WEB_PORT | 6066 (`0` turns the web server off); CLEARING_WEB_BIND 127.0.0.1 |
 | CLEARING_WORKER_ID | none; when set, static group membership (a restarted worker takes its
   partitions back at once instead of after the session timeout) |
@@ -18,6 +20,8 @@ the tools, with its default. A malformed value is an `InputError` naming the var
 | CLEARING_DASHBOARD_TTL | 5 (seconds a ledger or Kafka figure is reused before it is asked again) |
 | CLEARING_DASHBOARD_SAMPLE | 5 (seconds between two points of the live charts) |
 | CLEARING_MONITOR | 1 (`0` turns fund-safety monitoring off in the price stage: no flags) |
+| CLEARING_PARENT_PID | unset; set by `clearing run` for its workers: a worker stops when that
+  process dies |
 | CLEARING_CLIENT_DEBUG | unset (the Kafka client's DEBUG records are dropped unless set) |
 | KAFKA_CLIENT_CONFIG | unset; a librdkafka properties file with the SASL login |
 | KAFKA_USERNAME, KAFKA_PASSWORD or KAFKA_PASSWORD_FILE | unset; the SASL login, when there is
@@ -27,11 +31,15 @@ the tools, with its default. A malformed value is an `InputError` naming the var
   when it exists (deploy/kafka.sh writes it), else no authentication |
 
 `clearing.kafka_auth.KafkaAuth.from_settings` turns the Kafka login settings into credentials.
+A `*_FILE` variable names a file holding the value (its first line), so that a URL with a
+password need not sit in the environment of every shell. `mask_url` is the one way a URL is
+shown; `private_state` makes what a process creates private to its user.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,7 +77,7 @@ class Settings:
     bootstrap_given: bool
     kafka_port: str
     topic_prefix: str
-    db_url: str | None
+    db_url: str | None = field(repr=False)
     web_port: int
     web_bind: str
     worker_id: str | None
@@ -88,6 +96,8 @@ class Settings:
     kafka_password_file: Path | None = None
     kafka_sasl_mechanism: str = DEFAULT_SASL_MECHANISM
     kafka_security_protocol: str = DEFAULT_SECURITY_PROTOCOL
+    db_owner_url: str | None = field(default=None, repr=False)
+    parent_pid: int | None = None
 
     @property
     def kafka_admin_file(self) -> Path:
@@ -113,7 +123,7 @@ class Settings:
             bootstrap_given=bool(env.get("KAFKA_BOOTSTRAP")),
             kafka_port=env.get("KAFKA_PORT") or DEFAULT_PORT,
             topic_prefix=env.get("CLEARING_TOPIC_PREFIX") or DEFAULT_PREFIX,
-            db_url=env.get("CLEARING_DB_URL") or None,
+            db_url=_value_or_file(env, "CLEARING_DB_URL"),
             web_port=_read(env, "CLEARING_WEB_PORT", int, DEFAULT_WEB_PORT),
             web_bind=env.get("CLEARING_WEB_BIND") or "127.0.0.1",
             worker_id=env.get("CLEARING_WORKER_ID") or None,
@@ -136,11 +146,53 @@ class Settings:
             kafka_security_protocol=(
                 env.get("KAFKA_SECURITY_PROTOCOL") or DEFAULT_SECURITY_PROTOCOL
             ).upper(),
+            db_owner_url=_value_or_file(env, "CLEARING_DB_OWNER_URL"),
+            parent_pid=_read(env, "CLEARING_PARENT_PID", int, None),
         )
 
 
 def _path(raw: str | None) -> Path | None:
     return Path(raw) if raw else None
+
+
+def _value_or_file(env: Mapping[str, str], name: str) -> str | None:
+    """`name`, else the first line of the file `name_FILE` names (None when neither is set)."""
+    if env.get(name):
+        return env[name]
+    path = env.get(f"{name}_FILE")
+    if not path:
+        return None
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise InputError(f"{name}_FILE: cannot read {path}: {exc.strerror}") from None
+    return lines[0].strip() if lines and lines[0].strip() else None
+
+
+# userinfo of an URL: `scheme://user:password@`; the password is what is masked.
+_URL_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)[^@\s]*(?=@)")
+
+
+def mask_url(url: str) -> str:
+    """The URL with its password replaced by `***`: the only form in which a URL is printed
+    or logged. Parsed as SQLAlchemy does, else masked by pattern (an URL it cannot parse)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return _URL_PASSWORD.sub(r"\g<head>***", url)
+
+
+PRIVATE_UMASK = 0o077
+
+
+def private_state() -> None:
+    """Files and directories this process (and every child) creates are its user's only:
+    0700 and 0600 from their first write. Ledgers hold person tokens, logs and configs may
+    hold secrets, and a later chmod would leave a window open."""
+    os.umask(PRIVATE_UMASK)
 
 
 def settings() -> Settings:

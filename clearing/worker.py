@@ -8,9 +8,13 @@ crash safety"). No faust tables: the state lives in the database.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import functools
 import gc
 import logging
+import os
+import signal
+import sys
 from collections.abc import Awaitable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, cast
@@ -20,6 +24,7 @@ from faust.web import Request, Response, View
 
 from clearing.api import ApiConfig
 from clearing.api import install as install_api
+from clearing.config import Settings, private_state
 from clearing.dashboard import DashboardConfig
 from clearing.dashboard import install as install_dashboard
 from clearing.kafka_auth import faust_settings
@@ -36,7 +41,21 @@ if TYPE_CHECKING:
     from faust.transport.drivers.aiokafka import Producer
 
 
+def follow_parent(parent_pid: int | None) -> None:
+    """A worker started by `clearing run` or the demo asks the kernel for SIGTERM when that
+    process dies, however it dies (SIGKILL too), and stops at once if it is gone already: no
+    worker is left orphaned. Linux only (prctl); elsewhere the parent's own stopping holds."""
+    if parent_pid is None or not sys.platform.startswith("linux"):
+        return
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != parent_pid:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def make_app(config: StreamConfig) -> faust.App:
+    private_state()
+    follow_parent(Settings.from_env().parent_pid)
     config.datadir.parent.mkdir(parents=True, exist_ok=True)
     settings: dict[str, Any] = {
         "broker": f"kafka://{config.bootstrap}",

@@ -30,6 +30,9 @@
 #   MAVEN_REPO_LOCAL       Maven local repository to resolve into (default: Maven's own)
 #   KAFKA_START_TIMEOUT, KAFKA_STOP_TIMEOUT   seconds (defaults 120 and 30)
 set -euo pipefail
+# Everything it creates (state, data, logs, secrets, pid file, jar cache) is the user's only, from
+# the first write: the metadata log holds the SCRAM credentials, the logs topic names.
+umask 077
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 POM="$ROOT/deploy/kafka/pom.xml"

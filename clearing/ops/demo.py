@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from clearing.config import private_state
 from clearing.core.errors import ClearingError
 from clearing.core.models.flags import (
     DuplicateBilling,
@@ -33,6 +34,8 @@ from clearing.core.pricer import Pricer
 from clearing.core.provinces import english as name
 from clearing.ops.bundle import event_lines, load_refdata
 from clearing.ops.flags import flag_lines
+from clearing.ops.run import RunConfig, RunSummary, run
+from clearing.ops.workers import Stopped, stop_workers, stopping_on_signals
 
 DASHBOARD = "http://127.0.0.1:{port}/"
 
@@ -159,10 +162,10 @@ def main(argv: list[str] | None = None) -> int:
         "(default: when run from a terminal)",
     )
     args = parser.parse_args(argv)
+    private_state()
     if args.serve is None:
         args.serve = sys.stdin.isatty() and sys.stdout.isatty()
 
-    from clearing.ops.run import RunConfig, run
     from clearing.ops.simulate.bundle import generate_bundle
 
     bundle = args.out / "bundle"
@@ -176,11 +179,27 @@ def main(argv: list[str] | None = None) -> int:
         web_port=args.web_port,
         keep_workers=args.serve,
     )
-    try:
-        summary = run(config)
-    except (ClearingError, OSError) as exc:
-        print(f"demo: failed: {exc}", file=sys.stderr)
-        return 1
+    with stopping_on_signals():
+        try:
+            summary = run(config)
+        except (ClearingError, OSError) as exc:
+            print(f"demo: failed: {exc}", file=sys.stderr)
+            return 1
+        except (Stopped, KeyboardInterrupt) as exc:
+            print(f"demo: {exc or 'interrupted'}; every worker stopped", file=sys.stderr)
+            return exc.exit_status if isinstance(exc, Stopped) else 130
+        try:
+            report(args, bundle, summary)
+        except (Stopped, KeyboardInterrupt):
+            pass
+        finally:
+            stop_workers(summary.workers)
+    return 0
+
+
+def report(args: argparse.Namespace, bundle: Path, summary: RunSummary) -> None:
+    """Prints the run's statements and flags; with --serve, waits while the workers run (the
+    caller stops them, whichever way this ends)."""
     statuses = ", ".join(f"{k} {v:,}" for k, v in summary.statuses.items())
     print(
         f"demo: {summary.events:,} events through the broker in {summary.seconds:.1f}s "
@@ -197,21 +216,18 @@ def main(argv: list[str] | None = None) -> int:
     print()
     dashboard = DASHBOARD.format(port=summary.web_port or args.web_port)
     if args.serve:
-        print(f"demo: dashboard at {dashboard} (metrics at {dashboard}metrics); Ctrl-C stops")
-        try:
-            while any(w.alive() for w in summary.workers):
-                time.sleep(1)
-        except KeyboardInterrupt:
-            pass
-        finally:
-            for worker in summary.workers:
-                worker.stop()
+        print(
+            f"demo: dashboard at {dashboard} (metrics at {dashboard}metrics); "
+            "Ctrl-C (or SIGTERM) stops",
+            flush=True,
+        )
+        while any(w.alive() for w in summary.workers):
+            time.sleep(1)
     else:
         print(
             "demo: workers stopped; `python -m clearing.ops.demo --serve` keeps the dashboard "
             f"up at {dashboard}"
         )
-    return 0
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import orjson
 
-from clearing.config import settings
+from clearing.config import mask_url, private_state, settings
 from clearing.core.errors import ClearingError, UnavailableError
 from clearing.core.jsonish import JSONObject
 from clearing.core.netting import Statement
@@ -27,7 +27,8 @@ from clearing.ledger.store import Ledger
 from clearing.ops.bundle import event_lines
 from clearing.ops.collect import RunResults, collect
 from clearing.ops.publish import new_run_id, publish
-from clearing.ops.workers import Worker, start_workers
+from clearing.ops.workers import Stopped, Worker, start_workers, stop_workers, stopping_on_signals
+from clearing.store.db import open_engine
 from clearing.stream.config import clearing_home
 from clearing.stream.results import spec_view
 from clearing.topics import Topics, ensure_topics
@@ -110,6 +111,7 @@ def count_lines(path: Path) -> int:
 
 
 def run(config: RunConfig) -> RunSummary:
+    private_state()
     bootstrap = local_broker()
     run_id = new_run_id()
     prefix = config.prefix or f"run-{run_id}"
@@ -122,7 +124,10 @@ def run(config: RunConfig) -> RunSummary:
     ensure_topics(bootstrap, prefix)
     publish(bootstrap, topics, config.refdata, None)
     expected = count_lines(config.events)
-    say(f"{expected} events, topics {prefix}.*, ledger {db_url}")
+    say(f"{expected} events, topics {prefix}.*, ledger {mask_url(db_url)}")
+    # The migrations run here, once, before any worker starts (workers starting together on a
+    # fresh ledger would queue on the migration lock; now they find the schema at its head).
+    open_engine(db_url).dispose()
     workers = start_workers(
         config.workers, bootstrap, prefix, db_url, workdir, config.web_port, config.log_level
     )
@@ -134,16 +139,18 @@ def run(config: RunConfig) -> RunSummary:
         seconds = time.perf_counter() - started
         statements = close_periods(bootstrap, topics, db_url, results.results())
         write_outputs(config.out, results, statements)
+    except (Stopped, KeyboardInterrupt):
+        stop_workers(workers)
+        raise
     except BaseException:
         for worker in workers:
             tail = worker.log_tail()
             if tail:
                 say(f"worker {worker.worker_id} log ({worker.log_path}):\n{tail}")
+        stop_workers(workers)
         raise
-    finally:
-        if not config.keep_workers:
-            for worker in workers:
-                worker.stop()
+    if not config.keep_workers:
+        stop_workers(workers)
     statuses: dict[str, int] = {}
     for value in results.by_line.values():
         status = orjson.loads(value)["status"]
@@ -233,10 +240,14 @@ def run_command(args: argparse.Namespace) -> int:
         log_level=args.log_level,
     )
     try:
-        summary = run(config)
+        with stopping_on_signals():
+            summary = run(config)
     except (ClearingError, OSError) as exc:
         say(f"failed: {exc}")
         return 1
+    except (Stopped, KeyboardInterrupt) as exc:
+        say(f"{exc or 'interrupted'}; every worker stopped")
+        return exc.exit_status if isinstance(exc, Stopped) else 130
     statuses = ", ".join(f"{k} {v}" for k, v in summary.statuses.items())
     say(
         f"{summary.events} events in {summary.seconds:.1f}s ({summary.rate:,.0f} events/s); "

@@ -1,17 +1,30 @@
-"""Starting and stopping stream workers (`faust -A clearing.worker worker`) as processes."""
+"""Starting and stopping stream workers (`faust -A clearing.worker worker`) as processes.
+
+No worker outlives the process that started it: each runs in its own process group (a
+terminal's Ctrl-C reaches only the parent, which stops them cleanly), `stop` signals the whole
+group, `stopping_on_signals` turns SIGTERM and SIGHUP into `Stopped` so the parent unwinds
+through its `finally` blocks, every worker still running at exit is stopped (`atexit`), and a
+worker learns its parent's pid (CLEARING_PARENT_PID) and asks the kernel for SIGTERM when that
+parent dies, SIGKILL included (`clearing.worker.follow_parent`).
+"""
 
 from __future__ import annotations
 
+import atexit
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 
-from clearing.config import settings
+from clearing.config import private_state, settings
 
 
 def port_is_free(port: int) -> bool:
@@ -45,9 +58,68 @@ def worker_env(
         CLEARING_DB_URL=db_url,
         CLEARING_WEB_PORT=str(web_port),
         CLEARING_WORKER_ID=str(worker_id),
+        CLEARING_PARENT_PID=str(os.getpid()),
         PYTHONWARNINGS="ignore::DeprecationWarning",
     )
     return env
+
+
+class Stopped(BaseException):
+    """A signal asked the process that started workers to stop: raised in its main thread so
+    that every `finally` on the way out stops what it started."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
+        self.signum = signum
+
+    @property
+    def exit_status(self) -> int:
+        return 128 + self.signum
+
+
+@contextmanager
+def stopping_on_signals(signals: Iterable[int] = (signal.SIGTERM, signal.SIGHUP)) -> Iterator[None]:
+    """Within it, the first of `signals` raises `Stopped` (SIGINT raises KeyboardInterrupt as
+    always); later ones are ignored, so that they cannot interrupt the stopping itself. Only
+    in the main thread (elsewhere a no-op: signals reach the main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    fired = False
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        nonlocal fired
+        if not fired:
+            fired = True
+            raise Stopped(signum)
+
+    previous = {signum: signal.signal(signum, handler) for signum in signals}
+    try:
+        yield
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+
+
+# Every worker started and not yet stopped, stopped at exit whatever the way out.
+_running: list[Worker] = []
+
+
+def stop_workers(workers: Iterable[Worker], timeout: float = 30.0) -> None:
+    """SIGTERM to every worker's group at once, then waits for each (SIGKILL after `timeout`)."""
+    workers = list(workers)
+    for worker in workers:
+        worker.terminate()
+    deadline = time.monotonic() + timeout
+    for worker in workers:
+        worker.stop(max(0.0, deadline - time.monotonic()))
+
+
+def _stop_all_at_exit() -> None:
+    stop_workers(list(_running))
+
+
+atexit.register(_stop_all_at_exit)
 
 
 @dataclass
@@ -65,6 +137,7 @@ class Worker:
         return int(self.env["CLEARING_WEB_PORT"])
 
     def start(self) -> Worker:
+        private_state()  # the worker inherits it: its ledger, logs and faust data are private
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         command = [sys.executable, "-m", "faust", "-A", "clearing.worker", "worker"]
         command += ["-l", self.log_level]
@@ -77,6 +150,7 @@ class Worker:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+        _running.append(self)
         return self
 
     def alive(self) -> bool:
@@ -85,21 +159,37 @@ class Worker:
     def kill(self) -> None:
         """SIGKILL: a crash, with no chance to clean up."""
         if self.process is not None and self.alive():
-            self.process.send_signal(signal.SIGKILL)
+            self._signal_group(signal.SIGKILL)
             self.process.wait()
 
+    def terminate(self) -> None:
+        """SIGTERM to the worker's process group, without waiting."""
+        if self.process is not None and self.alive():
+            self._signal_group(signal.SIGTERM)
+
     def stop(self, timeout: float = 30.0) -> int | None:
-        """SIGTERM (faust stops cleanly, committing offsets), SIGKILL after `timeout`."""
+        """SIGTERM (faust stops cleanly, committing offsets), SIGKILL after `timeout`; then
+        SIGKILL to whatever is left of its process group."""
         if self.process is None:
             return None
         if self.alive():
-            self.process.send_signal(signal.SIGTERM)
+            self._signal_group(signal.SIGTERM)
             try:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:
-                self.process.send_signal(signal.SIGKILL)
+                self._signal_group(signal.SIGKILL)
                 self.process.wait()
+        self._signal_group(signal.SIGKILL)
+        if self in _running:
+            _running.remove(self)
         return self.process.returncode
+
+    def _signal_group(self, signum: int) -> None:
+        """The worker leads its own session, so its group id is its pid."""
+        if self.process is None:
+            return
+        with suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signum)
 
     def log_tail(self, lines: int = 30) -> str:
         try:

@@ -11,6 +11,11 @@ engine, so any process may be the first to open a fresh database. The migrations
 a lock held for their whole transaction: an exclusive transaction on SQLite, an advisory lock on
 PostgreSQL. Several workers starting together on a fresh database queue there; the first
 migrates and the others find the schema at its newest revision.
+
+On PostgreSQL the schema may belong to another role than the application's: with
+CLEARING_DB_OWNER_URL set, the migrations of CLEARING_DB_URL's database run as that owner, which
+then grants CLEARING_DB_URL's role only row rights (`APP_RIGHTS`): no DDL, so the application can
+neither drop nor disable the triggers that keep the ledger append-only.
 """
 
 from __future__ import annotations
@@ -41,7 +46,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
-from clearing.config import settings
+from clearing.config import mask_url, settings
 from clearing.core.jsonish import JSONObject
 
 T = TypeVar("T")
@@ -82,7 +87,7 @@ def normalize_url(url: str) -> str:
 
 def safe_url(url: str) -> str:
     """The URL with its password masked, for messages."""
-    return make_url(url).render_as_string(hide_password=True)
+    return mask_url(url)
 
 
 def url_of(engine: Engine) -> str:
@@ -165,10 +170,13 @@ def current_revision(engine: Engine) -> str | None:
         return context.get_current_revision()
 
 
-def upgrade(target: Engine | str, revision: str = "head") -> str | None:
+def upgrade(
+    target: Engine | str, revision: str = "head", *, grant_to: str | None = None
+) -> str | None:
     """Runs the migrations up to `revision` in one transaction, under the migration lock;
     returns the revision reached. Concurrent callers queue on the lock, and the later ones find
-    nothing left to do.
+    nothing left to do. `grant_to` (PostgreSQL): the application role, granted `APP_RIGHTS` on
+    every table in the same transaction.
 
     SQLite: an engine of its own whose transaction begins EXCLUSIVE, with foreign keys off while
     revisions rebuild tables (SQLite changes constraints only by copying a table); every foreign
@@ -185,6 +193,8 @@ def upgrade(target: Engine | str, revision: str = "head") -> str | None:
             migration_lock(conn)
             command.upgrade(alembic_config(conn), revision)
             check_foreign_keys(conn)
+            if grant_to is not None and conn.dialect.name == "postgresql":
+                grant_app_rights(conn, grant_to)
         return current_revision(engine)
     finally:
         if own:
@@ -210,11 +220,66 @@ def check_foreign_keys(conn: Connection) -> None:
             raise MigrationError(f"foreign keys broken by the migration: {broken[:5]}")
 
 
+# The application role's rights per table (default: read and write rows). The append-only
+# tables (their triggers refuse UPDATE, DELETE and TRUNCATE anyway) get no right to change a row;
+# periods are never deleted; the schema's version is only read.
+APPEND_ONLY = (
+    "ledger_results",
+    "ledger_postings",
+    "ledger_prepayments",
+    "ledger_alerts",
+    "ledger_reconciliations",
+)
+APP_RIGHTS: dict[str, str] = {
+    **{table: "SELECT, INSERT" for table in APPEND_ONLY},
+    "ledger_periods": "SELECT, INSERT, UPDATE",
+    VERSION_TABLE: "SELECT",
+}
+DEFAULT_APP_RIGHTS = "SELECT, INSERT, UPDATE, DELETE"
+
+
+def grant_app_rights(conn: Connection, role: str) -> None:
+    """Grants `role` the rights the application needs on the current schema and nothing more:
+    it owns nothing, so it cannot alter, drop or disable triggers of any table."""
+    from clearing.store.schema import metadata
+
+    quote = conn.dialect.identifier_preparer.quote
+    schema = conn.execute(text("SELECT current_schema()")).scalar_one()
+    grantee = quote(role)
+    conn.execute(text(f"GRANT USAGE ON SCHEMA {quote(schema)} TO {grantee}"))
+    for table in [*metadata.tables, VERSION_TABLE]:
+        rights = APP_RIGHTS.get(table, DEFAULT_APP_RIGHTS)
+        target = f"{quote(schema)}.{quote(table)}"
+        conn.execute(text(f"REVOKE ALL ON {target} FROM {grantee}"))
+        conn.execute(text(f"GRANT {rights} ON {target} TO {grantee}"))
+    conn.execute(
+        text(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {quote(schema)} TO {grantee}")
+    )
+
+
+def migration_target(url: str) -> tuple[str, str | None]:
+    """Where the migrations of `url`'s database run and which role they grant the application's
+    rights to: CLEARING_DB_OWNER_URL (granting to `url`'s role) when `url` is CLEARING_DB_URL on
+    PostgreSQL and another role, else `url` itself."""
+    s = settings()
+    if s.db_owner_url is None or s.db_url is None:
+        return url, None
+    app, configured = make_url(normalize_url(url)), make_url(normalize_url(s.db_url))
+    if app.get_backend_name() != "postgresql" or app != configured:
+        return url, None
+    owner = normalize_url(s.db_owner_url)
+    if make_url(owner).username == app.username:
+        return owner, None
+    return owner, app.username
+
+
 def migrate(engine: Engine) -> str | None:
-    """Brings the database to the newest revision unless it is there already (one read)."""
+    """Brings the database to the newest revision unless it is there already (one read); as
+    the owner role when one is configured (`migration_target`)."""
     if current_revision(engine) == head_revision():
         return head_revision()
-    return upgrade(engine)
+    url, role = migration_target(url_of(engine))
+    return upgrade(engine if role is None and url == url_of(engine) else url, grant_to=role)
 
 
 def open_engine(url: str | None = None, *, begin_immediate: bool = True) -> Engine:

@@ -76,3 +76,55 @@ def test_mounted_files_exist(compose: dict[str, Any]) -> None:
             source = str(volume).split(":")[0]
             if source.startswith("./"):
                 assert (ROOT / source).exists(), source
+
+
+def test_published_ports_are_bound_to_loopback_by_default(compose: dict[str, Any]) -> None:
+    published = 0
+    for name, service in compose["services"].items():
+        for entry in service.get("ports", []):
+            address = str(entry).rsplit(":", 2)[0]
+            assert address == "${CLEARING_PUBLISH_ADDR:-127.0.0.1}", (name, entry)
+            published += 1
+    assert published == 4
+
+
+def test_kafka_takes_scram_logins_only(compose: dict[str, Any]) -> None:
+    kafka = compose["services"]["kafka"]
+    env = kafka["environment"]
+    entrypoint = (ROOT / "deploy" / "compose" / "kafka-entrypoint.sh").read_text()
+    assert "/opt/clearing/kafka-entrypoint.sh" in kafka["entrypoint"]
+    for text in (entrypoint, str(env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"])):
+        assert "INTERNAL:SASL_PLAINTEXT,EXTERNAL:SASL_PLAINTEXT" in text
+    assert "CONTROLLER://localhost:9093" in entrypoint  # never reachable from outside
+    assert "PLAINTEXT://" not in entrypoint.replace("SASL_PLAINTEXT", "")
+    assert "allow.everyone.if.no.acl.found=false" in entrypoint
+    assert "StandardAuthorizer" in entrypoint
+    assert "sasl.enabled.mechanisms=SCRAM-SHA-512" in entrypoint
+    for name in ("worker", "api"):
+        service = compose["services"][name]
+        assert service["environment"]["KAFKA_USERNAME"] == "workers"
+        assert service["environment"]["KAFKA_PASSWORD_FILE"].startswith("/run/secrets/")
+
+
+SECRET_WORDS = re.compile(r"password|secret|scram|_url", re.I)
+
+
+def test_no_password_or_secret_in_the_file(compose: dict[str, Any]) -> None:
+    """Every value of a variable that names a password, secret or URL is a /run/secrets path
+    or names one; no URL carries a userinfo part; every secret comes from a file."""
+    for name, service in compose["services"].items():
+        env = service.get("environment", {})
+        for key, value in env.items():
+            value = str(value)
+            assert not re.search(r"://[^/@\s]*:[^/@\s]*@", value), (name, key)
+            if SECRET_WORDS.search(key) and key.endswith(("PASSWORD", "SECRET", "URL")):
+                raise AssertionError(f"{name}: {key} holds a secret itself; use {key}_FILE")
+            if key.endswith(("_FILE", "__FILE")) and SECRET_WORDS.search(key):
+                assert value.startswith("/run/secrets/"), (name, key)
+        for secret in service.get("secrets", []):
+            assert secret in compose["secrets"], (name, secret)
+    for secret in compose["secrets"].values():
+        assert set(secret) == {"file"} and secret["file"].startswith("${CLEARING_SECRETS_DIR")
+    raw = (ROOT / "docker-compose.yml").read_text()
+    for literal in ("POSTGRES_PASSWORD:", "GF_SECURITY_ADMIN_PASSWORD:", "clearing:clearing@"):
+        assert literal not in raw

@@ -129,8 +129,8 @@ def test_postgres_script_without_a_cluster(tmp_path, command):
     done = subprocess.run(
         [script, command], capture_output=True, text=True, env=env, timeout=60, check=False
     )
-    if command == "url":
+    if command == "url":  # for people: never the password
         assert done.returncode == 0
-        assert done.stdout == "postgresql+psycopg://clearing:clearing@127.0.0.1:5999/clearing\n"
+        assert done.stdout == "postgresql+psycopg://clearing_app:***@127.0.0.1:5999/clearing\n"
     else:
         assert done.returncode == 3 and "not running" in done.stderr
