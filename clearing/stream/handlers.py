@@ -47,7 +47,8 @@ UNAVAILABLE = (OperationalError, InterfaceError, ConnectionError, TimeoutError)
 
 
 def record_of(event: EventT[bytes]) -> Record:
-    """A faust event as a plain record, with the publisher's `line` and `run` headers."""
+    """A faust event as a plain record, with the publisher's `line`, `run` and `principal`
+    headers."""
     message = event.message
     headers = dict(message.headers or ())
     line = headers.get("line")
@@ -66,6 +67,7 @@ def record_of(event: EventT[bytes]) -> Record:
         line=line_no,
         run=run.decode("utf-8", "replace") if isinstance(run, bytes) else run,
         timestamp_ms=int(timestamp * 1000) if timestamp else None,
+        principal=headers.get("principal"),
     )
 
 
