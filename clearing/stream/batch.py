@@ -349,7 +349,7 @@ class BatchProcessor:
                 monitor.observe(record.source, record.offset, p.event, outcome.result)
             effects.extend((record, e) for e in outcome.effects)
             if is_refusal(outcome.result):
-                feed = home_province(principal, loaded.hospitals.get)
+                feed = home_province(principal, lambda h: hospital_province(h, loaded, book))
                 result = refused_dict(outcome.result, record, principal, feed)
             else:
                 route = rejected_route(p, book) if outcome.result.status == "rejected" else None
@@ -414,6 +414,18 @@ def hospitals_to_route(
         return set()
     found = {principal_of(header) for header in sending}
     return {p.id for p in found if p.kind == "hospital"}
+
+
+def hospital_province(hospital_id: str, loaded: LoadedBook, book: MemoryBook) -> str | None:
+    """Where a hospital lies: as the ledger said when the batch was read, else as a settlement
+    of it priced in this batch says (called only for a refused event)."""
+    known = loaded.hospitals.get(hospital_id)
+    if known is not None:
+        return known
+    for entry in book.priced.values():
+        if entry.result.hospital_id == hospital_id:
+            return entry.result.payee
+    return None
 
 
 def hospital_provinces(conn: Connection, hospitals: set[str]) -> dict[str, str]:
