@@ -89,8 +89,8 @@ class Topics:
         return [self.feed(p) for p in PROVINCES]
 
     def inbound(self, province: str) -> str:
-        """What one province sends (its principal may write only there). Nothing reads it yet:
-        the gate stage that checks and forwards a province's events to `events` is to come."""
+        """What one province sends (its principal may write only there); the gate stage
+        forwards it to `events` with the province as the events' principal."""
         return f"{self.prefix}.inbound.{province}"
 
     def inbounds(self) -> list[str]:

@@ -34,7 +34,15 @@ from clearing.metrics import render
 from clearing.stream import reconcile
 from clearing.stream.config import StreamConfig
 from clearing.stream.consumer import PriceConsumer
-from clearing.stream.handlers import Message, PriceHandler, RouteHandler, retry_forever
+from clearing.stream.gate import Gate
+from clearing.stream.handlers import (
+    Message,
+    PriceHandler,
+    RouteHandler,
+    hold,
+    release,
+    retry_forever,
+)
 from clearing.stream.refdata_feed import RefdataFeed
 
 if TYPE_CHECKING:
@@ -169,6 +177,38 @@ async def price() -> None:
     is committed by the handler once everything it produced is acknowledged; that wait overlaps
     the pricing of the next batch."""
     await price_consumer.run()
+
+
+inbound_topics = app.topic(*topics.inbounds(), internal=False)
+gate_handler = Gate(topics)
+
+
+@app.agent(inbound_topics)
+async def gate(stream: faust.StreamT[bytes]) -> None:
+    """The 31 provinces' inbound topics -> the events topic, each event with its sender in a
+    `principal` header (`clearing.stream.gate`).
+
+    A batch's offsets are released only once the broker has acknowledged (acks=all) every
+    message it forwarded; a failure is retried, never skipped. A crash in between forwards the
+    batch again: the copies are priced as duplicates."""
+    batches = cast("faust.Stream[bytes]", stream).take_events(
+        config.batch_size, within=config.batch_within
+    )
+    async for events in batches:
+        hold(events)
+        messages = [
+            gate_handler.forward(
+                e.message.topic, e.message.offset, e.message.key, e.message.value, e.message.headers
+            )
+            for e in events
+        ]
+
+        async def attempt(messages: list[Message] = messages) -> None:
+            for future in await send_many(messages):
+                await future
+
+        await retry_forever(f"forwarding {len(messages)} inbound events", attempt)
+        release(events)
 
 
 reconcile_topic = app.topic(topics.reconcile, internal=False)

@@ -1,5 +1,6 @@
 """Accepted events onto the inbound events topic, with `clearing publish`'s own producer
-(idempotent, acks=all), keyed by person_id so one person's events stay in order.
+(idempotent, acks=all), keyed by person_id so one person's events stay in order, with the
+hospital whose token submitted it in the `principal` header (`hospital:<id>`, authority.md).
 """
 
 from __future__ import annotations
@@ -7,6 +8,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
+from clearing.core.authority import hospital
 from clearing.kafka_clients import ENV, Auth, producer
 
 if TYPE_CHECKING:
@@ -33,7 +35,7 @@ class Publisher:
     def publish(self, person_id: str, raw: bytes, hospital_id: str) -> str:
         """Sends the body unchanged and waits for the broker; returns `topic:partition:offset`,
         the source position under which the stream stores the event's result."""
-        headers = [("hospital_id", hospital_id.encode())]
+        headers = [("principal", hospital(hospital_id).header.encode())]
         future = self._kafka().send(self.topic, key=person_id.encode(), value=raw, headers=headers)
         meta = future.get(timeout=self.timeout)
         return f"{meta.topic}:{meta.partition}:{meta.offset}"

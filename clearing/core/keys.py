@@ -33,6 +33,19 @@ def result_key(result: Mapping[str, Any]) -> str:
     return reversal_key(str(result.get("reversal_id")))
 
 
+def person_key(raw: bytes) -> bytes | None:
+    """The Kafka key of an event: its person_id when the bytes are a JSON object with a
+    non-empty string person_id (one person's events stay in one partition), else None."""
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    person = obj.get("person_id") if isinstance(obj, dict) else None
+    if isinstance(person, str) and person:
+        return person.encode("utf-8")
+    return None
+
+
 def fingerprint(obj: object) -> str:
     """SHA-256 of the canonical JSON of a parsed object: equal objects, equal fingerprints."""
     return hashlib.sha256(orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)).hexdigest()

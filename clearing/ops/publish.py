@@ -14,9 +14,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import orjson
-
 from clearing.core.errors import UnavailableError
+from clearing.core.keys import person_key
 from clearing.kafka_clients import producer
 from clearing.ops.bundle import event_lines, read_documents
 from clearing.topics import Topics, refdata_key
@@ -27,15 +26,9 @@ def new_run_id() -> str:
 
 
 def event_key(raw: bytes, line: int) -> bytes:
-    """The person_id when the line is a JSON object with a string person_id, else `line:<n>`."""
-    try:
-        obj = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        obj = None
-    person = obj.get("person_id") if isinstance(obj, dict) else None
-    if isinstance(person, str) and person:
-        return person.encode("utf-8")
-    return f"line:{line}".encode()
+    """The person_id when the line is a JSON object with a string person_id, else `line:<n>`
+    (the gate keys a province's events the same way, `clearing.core.keys.person_key`)."""
+    return person_key(raw) or f"line:{line}".encode()
 
 
 def refdata_documents(directory: Path) -> Iterator[tuple[str, bytes]]:

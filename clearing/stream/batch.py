@@ -20,11 +20,12 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from clearing.config import settings
+from clearing.core.authority import Principal, home_province, principal_of
 from clearing.core.errors import UnavailableError
 from clearing.core.jsonish import JSONObject
 from clearing.core.keys import reversal_key, settlement_key
 from clearing.core.models.events import Assistance, Filing, Reversal, Settlement
-from clearing.core.models.results import Invalid, Priced, Result
+from clearing.core.models.results import Invalid, Priced, Rejected, Result
 from clearing.core.models.types import province_of
 from clearing.core.monitoring import PersonHistory
 from clearing.core.parse import Parsed, Rejection, parse_event
@@ -61,6 +62,9 @@ from clearing.store.schema import (
     stream_results,
     stream_tier_accumulators,
 )
+from clearing.store.schema import (
+    results as ledger_results,
+)
 from clearing.stream.state import PersonCache, PersonState
 
 log = logging.getLogger(__name__)
@@ -82,6 +86,9 @@ class Record:
     line: int | None = None
     run: str | None = None
     timestamp_ms: int | None = None
+    # The `principal` header (authority.md): the gate's `province:<code>`, the API's
+    # `hospital:<id>`; None (no header) is an operator.
+    principal: bytes | None = None
     # The record's position as the store keys it: made once, read many times per batch.
     source: str = field(init=False, repr=False, compare=False)
 
@@ -128,12 +135,32 @@ def result_dict(
     out = result.model_dump(exclude_none=True)
     if route is not None and out["status"] == "rejected":
         out["payer"], out["payee"] = route
+    return _with_record(out, record)
+
+
+def refused_dict(
+    result: Result, record: Record, principal: Principal, feed: str | None
+) -> JSONObject:
+    """A NOT_AUTHORIZED rejection, with who sent it and the one feed it goes to (the sender's
+    own province, when known), never the payer's or payee's."""
+    out = result.model_dump(exclude_none=True)
+    out["principal"] = principal.header
+    if feed is not None:
+        out["feed"] = feed
+    return _with_record(out, record)
+
+
+def _with_record(out: JSONObject, record: Record) -> JSONObject:
     if record.line is not None:
         out["line"] = record.line
     out["source"] = record.source
     if record.run is not None:
         out["run"] = record.run
     return out
+
+
+def is_refusal(result: Result) -> bool:
+    return isinstance(result, Rejected) and "NOT_AUTHORIZED" in result.reasons
 
 
 def rejected_route(parsed: Parsed, book: MemoryBook) -> tuple[str, str] | None:
@@ -310,12 +337,15 @@ class BatchProcessor:
             if targets:
                 for sid, entry in load_priced(conn, targets).items():
                     book.priced.setdefault(sid, entry)
+            routed = hospitals_to_route(records, [p for _, p in events], stored)
+            hospitals = hospital_provinces(conn, routed) if routed else {}
         loaded = LoadedBook(
             MemoryBook(),
             set(book.accumulators),
             set(book.priced),
             {sid for sid, e in book.priced.items() if e.reversed},
             set(book.tier_accumulators),
+            hospitals=hospitals,
         )
         if self.monitor:
             loaded.histories = {
@@ -384,7 +414,8 @@ class BatchProcessor:
             if isinstance(p, Rejection):
                 by_source[record.source] = invalid_emit(record, p.error)
                 continue
-            outcome = price_parsed(p, refdata, book)
+            principal = principal_of(record.principal)
+            outcome = price_parsed(p, refdata, book, principal)
             if isinstance(outcome.result, Invalid):  # the pricing crashed on this event
                 # Its error names the exception's type only: its text may quote the event.
                 error = outcome.result.error
@@ -393,9 +424,13 @@ class BatchProcessor:
                 continue
             if monitor is not None:
                 monitor.observe(record.source, record.offset, p.event, outcome.result)
-            route = rejected_route(p, book) if outcome.result.status == "rejected" else None
             effects.extend((record, e) for e in outcome.effects)
-            result = result_dict(outcome.result, record, route)
+            if is_refusal(outcome.result):
+                feed = home_province(principal, lambda h: hospital_province(h, loaded, book))
+                result = refused_dict(outcome.result, record, principal, feed)
+            else:
+                route = rejected_route(p, book) if outcome.result.status == "rejected" else None
+                result = result_dict(outcome.result, record, route)
             if result["status"] in CLEARED:
                 # The ledger's daily per-hospital batch is by the day of settlement.
                 if not isinstance(p.event, Settlement | Reversal):
@@ -441,6 +476,46 @@ class LoadedBook:
     tier_keys: set[tuple[str, int]] = field(default_factory=set)
     # The monitor's histories of the batch's persons (when monitoring is on).
     histories: dict[str, PersonHistory] = field(default_factory=dict)
+    # Where the hospitals lie whose reversals may be refused (routing only, not pricing).
+    hospitals: dict[str, str] = field(default_factory=dict)
+
+
+def hospitals_to_route(
+    records: Sequence[Record], events: Sequence[Parsed], stored: dict[str, tuple[str, bytes]]
+) -> set[str]:
+    """The hospitals whose reversals in the batch may be refused (a hospital's settlements are
+    refused only for another hospital_id, which the API never lets through)."""
+    sending = {
+        r.principal for r in records if r.source not in stored and r.principal is not None
+    }
+    if not sending or not any(isinstance(p.event, Reversal) for p in events):
+        return set()
+    found = {principal_of(header) for header in sending}
+    return {p.id for p in found if p.kind == "hospital"}
+
+
+def hospital_province(hospital_id: str, loaded: LoadedBook, book: MemoryBook) -> str | None:
+    """Where a hospital lies: as the ledger said when the batch was read, else as a settlement
+    of it priced in this batch says (called only for a refused event)."""
+    known = loaded.hospitals.get(hospital_id)
+    if known is not None:
+        return known
+    for entry in book.priced.values():
+        if entry.result.hospital_id == hospital_id:
+            return entry.result.payee
+    return None
+
+
+def hospital_provinces(conn: Connection, hospitals: set[str]) -> dict[str, str]:
+    """The province each hospital lies in, as its priced settlements in the ledger say."""
+    t = ledger_results
+    found: dict[str, str] = {}
+    for hospital_id in sorted(hospitals):
+        query = select(t.c.payee).where(t.c.hospital_id == hospital_id, t.c.status == "priced")
+        payee = conn.execute(query.limit(1)).scalar()
+        if payee is not None:
+            found[hospital_id] = payee
+    return found
 
 
 def copy_book(book: MemoryBook) -> MemoryBook:

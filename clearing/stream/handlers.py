@@ -35,6 +35,7 @@ from clearing.topics import Topics
 
 if TYPE_CHECKING:
     from aiokafka import ConsumerRecord
+    from faust.types import EventT
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,8 @@ UNAVAILABLE = (OperationalError, InterfaceError, ConnectionError, TimeoutError)
 
 
 def record_of(message: ConsumerRecord[bytes, bytes]) -> Record:
-    """A consumed message as a plain record, with the publisher's `line` and `run` headers."""
+    """A consumed message as a plain record, with the publisher's `line`, `run` and
+    `principal` headers."""
     headers = dict(message.headers or ())
     line = headers.get("line")
     run = headers.get("run")
@@ -67,6 +69,7 @@ def record_of(message: ConsumerRecord[bytes, bytes]) -> Record:
         line=line_no,
         run=run.decode("utf-8", "replace") if isinstance(run, bytes) else run,
         timestamp_ms=int(timestamp) if timestamp else None,
+        principal=headers.get("principal"),
     )
 
 
@@ -122,6 +125,24 @@ async def retry_forever(what: str, attempt: Callable[[], Awaitable[None]]) -> No
             log.exception("%s failed; retrying in %.1fs", what, delay)
         await asyncio.sleep(delay)
         delay = min(delay * 2, 10.0)
+
+
+def hold(events: Sequence[EventT[bytes]]) -> None:
+    """One more reference on each message of a faust agent's batch (the gate's), so faust
+    cannot commit its offset on its own.
+
+    `take_events` acks a batch when the agent asks for the next one, and also when the agent is
+    cancelled mid-batch (worker shutdown). The extra reference is dropped by `release` only
+    after everything the batch produced is acknowledged by the broker; a batch interrupted
+    before that stays uncommitted and is consumed again.
+    """
+    for event in events:
+        event.message.incref()
+
+
+def release(events: Sequence[EventT[bytes]]) -> None:
+    for event in events:
+        event.ack()
 
 
 @dataclass

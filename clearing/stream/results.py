@@ -6,7 +6,7 @@ from clearing.core.jsonish import JSONMapping, JSONObject
 from clearing.core.provinces import PROVINCES
 
 # Fields the stream adds to every result: where the event was read, and the publisher's run.
-STREAM_FIELDS = ("source", "run", "settled_at")
+STREAM_FIELDS = ("source", "run", "settled_at", "principal", "feed")
 ROUTED = frozenset({"priced", "reversed", "rejected"})
 
 
@@ -24,10 +24,16 @@ def recipients(result: JSONMapping) -> tuple[str, ...]:
 
     Only priced, reversed and rejected results are delivered, and a rejected one only when its
     payer and payee could be determined. A code that is no province of ours (a rejected event
-    from outside the mainland's 31) has no feed.
+    from outside the mainland's 31) has no feed. A `NOT_AUTHORIZED` rejection goes only to its
+    sender's own province (`feed`; none when the sender's province is not known), never to the
+    provinces it tried to touch (authority.md); the operators read it on the results topic.
     """
     if result.get("status") not in ROUTED:
         return ()
+    reasons = result.get("reasons")
+    if isinstance(reasons, list) and "NOT_AUTHORIZED" in reasons:
+        feed = result.get("feed")
+        return (feed,) if isinstance(feed, str) and feed in _FEEDS else ()
     payer, payee = result.get("payer"), result.get("payee")
     if not (isinstance(payer, str) and isinstance(payee, str)):
         return ()

@@ -36,6 +36,7 @@ Reason = Literal[
     "DUPLICATE_CONFLICT",
     "UNKNOWN_SETTLEMENT",
     "ALREADY_REVERSED",
+    "NOT_AUTHORIZED",
 ]
 Period = Annotated[str, Field(pattern=f"^{PERIOD_PATTERN}$")]
 
@@ -69,9 +70,15 @@ class Duplicate(_Result):
 
 
 class Rejected(_Result):
+    """The id of the event it rejects: `settlement_id` (and `reversal_id`) for a settlement or
+    reversal; a filing's or assistance record's own id when its sender may not send it
+    (`NOT_AUTHORIZED`, the only reason such events are rejected)."""
+
     status: Literal["rejected"] = "rejected"
-    settlement_id: str
+    settlement_id: str | None = None
     reversal_id: str | None = None
+    filing_id: str | None = None
+    assistance_id: str | None = None
     reasons: list[Reason]
 
 

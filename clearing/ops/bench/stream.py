@@ -7,9 +7,9 @@ across the phases), published under one fresh topic prefix to the same running w
 - warm-up: a few hundred events, until their results are out (the workers have joined and
   read the reference data);
 - `--rounds` times, alternately: the raw pass-through (the slice's exact bytes, keys and
-  headers produced to a plain topic of as many partitions as the events topic and consumed back, no processing) and the
-  pipeline at full speed (everything published at once, timed until every result has reached
-  the results topic and each of its provinces' feeds);
+  headers produced to a plain topic with the events topic's partitions and consumed back, no
+  processing) and the pipeline at full speed (everything published at once, timed until every
+  result has reached the results topic and each of its provinces' feeds);
 - one rate-limited phase per `--rates` entry (e.g. 1,000/s and 5,000/s offered).
 
 An event is delivered when its result and every feed message it is routed to have been read by

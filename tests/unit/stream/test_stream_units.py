@@ -27,7 +27,7 @@ from clearing.topics import PROVINCES, Topics
 def test_topic_names_and_partitions() -> None:
     topics = Topics("x")
     specs = {s.name: s for s in topics.specs()}
-    assert specs["x.events"].partitions == 6
+    assert specs["x.events"].partitions == specs["x.results"].partitions == 12
     assert specs["x.refdata"].configs["cleanup.policy"] == "compact"
     assert {"x.results", "x.deadletter", "x.clearing"} <= set(specs)
     assert len(PROVINCES) == 31 and len(set(PROVINCES)) == 31
