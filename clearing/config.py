@@ -8,6 +8,7 @@ the tools, with its default. A malformed value is an `InputError` naming the var
 | CLEARING_TOPIC_PREFIX | clearing |
 | CLEARING_DB_URL | SQLite file `${CLEARING_HOME}/ledger.sqlite` |
 | CLEARING_WEB_PORT | 6066 (`0` turns the web server off); CLEARING_WEB_BIND 127.0.0.1 |
+| CLEARING_WEB_READ_TIMEOUT | 15 (seconds a request's headers, then its body, may take to arrive) |
 | CLEARING_WORKER_ID | none; when set, static group membership (a restarted worker takes its
   partitions back at once instead of after the session timeout) |
 | CLEARING_BATCH_SIZE, CLEARING_BATCH_WITHIN | 1000 events, 0.05 s |
@@ -42,6 +43,7 @@ DEFAULT_BOOTSTRAP = f"127.0.0.1:{DEFAULT_PORT}"
 DEFAULT_PREFIX = "clearing"
 DEFAULT_WEB_PORT = 6066
 MAX_BODY_BYTES = 4 * 1024 * 1024
+DEFAULT_WEB_READ_TIMEOUT = 15.0
 DEFAULT_SASL_MECHANISM = "SCRAM-SHA-512"
 DEFAULT_SECURITY_PROTOCOL = "SASL_PLAINTEXT"
 # Where deploy/kafka.sh keeps the local broker's admin login, under CLEARING_HOME.
@@ -70,6 +72,7 @@ class Settings:
     db_url: str | None
     web_port: int
     web_bind: str
+    web_read_timeout: float
     worker_id: str | None
     batch_size: int
     batch_within: float
@@ -113,6 +116,9 @@ class Settings:
             db_url=env.get("CLEARING_DB_URL") or None,
             web_port=_read(env, "CLEARING_WEB_PORT", int, DEFAULT_WEB_PORT),
             web_bind=env.get("CLEARING_WEB_BIND") or "127.0.0.1",
+            web_read_timeout=_read(
+                env, "CLEARING_WEB_READ_TIMEOUT", float, DEFAULT_WEB_READ_TIMEOUT
+            ),
             worker_id=env.get("CLEARING_WORKER_ID") or None,
             batch_size=_read(env, "CLEARING_BATCH_SIZE", int, 1000),
             batch_within=_read(env, "CLEARING_BATCH_WITHIN", float, 0.05),

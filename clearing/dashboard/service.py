@@ -213,10 +213,11 @@ class Dashboard:
     # ---------------------------------------------------------------- operator actions
 
     async def authenticate(self, token: str) -> auth.Principal | None:
-        """The operator or viewer a bearer token belongs to, or None."""
+        """Whoever a bearer token belongs to (of any kind: the web layer says who may do
+        what, and answers a hospital's token 403 rather than 401), or None."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
-            self.executor, auth.authenticate, self.engine, token, ("operator", "viewer")
+            self.executor, auth.authenticate, self.engine, token, auth.KINDS
         )
 
     async def act(self, operator: str, action: str, period: str, force: bool) -> dict[str, Any]:
