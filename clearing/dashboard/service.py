@@ -75,6 +75,7 @@ class Dashboard:
         self.views: dict[str, Cached[dict[str, Any]]] = {}
         self.history = History()
         self._sampler: asyncio.Task[None] | None = None
+        self._stopped = False
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -94,6 +95,10 @@ class Dashboard:
         self._sampler = asyncio.ensure_future(self._sample_forever())
 
     async def stop(self, *_args: object) -> None:
+        # faust's web server runs its app's cleanup twice on the way down (runner, then app).
+        if self._stopped:
+            return
+        self._stopped = True
         if self._sampler is not None:
             self._sampler.cancel()
             with contextlib.suppress(asyncio.CancelledError):
