@@ -334,9 +334,12 @@ async def look(
     await browser.start()
     try:
         await browser.viewport(1366, 768)
-        # Signed in as a viewer, as the page keeps a token it was given.
-        signed_in = f"sessionStorage.setItem('clearing-operator-token', {json.dumps(token)})"
-        await browser.call("Page.addScriptToEvaluateOnNewDocument", source=signed_in)
+        # Signed in as a viewer: the page keeps the token it was given for the tab's session.
+        await browser.call("Page.navigate", url=f"{url}/?period=2026-01")
+        await browser.wait_for("document.readyState === 'complete'")
+        await browser.evaluate(
+            f"sessionStorage.setItem('clearing-operator-token', {json.dumps(token)})"
+        )
         await browser.call("Page.navigate", url=f"{url}/?period=2026-01")
         await browser.wait_for(
             "!!document.body && document.body.dataset.ready === '1' &&"
