@@ -10,6 +10,7 @@ the tools, with its default. A malformed value is an `InputError` naming the var
 | CLEARING_DB_OWNER_URL (or CLEARING_DB_OWNER_URL_FILE) | unset; the role that owns the schema and
   runs the migrations, when CLEARING_DB_URL's role may only read and write rows (PostgreSQL) |
 | CLEARING_WEB_PORT | 6066 (`0` turns the web server off); CLEARING_WEB_BIND 127.0.0.1 |
+| CLEARING_WEB_READ_TIMEOUT | 15 (seconds a request's headers, then its body, may take to arrive) |
 | CLEARING_WORKER_ID | none; when set, static group membership (a restarted worker takes its
   partitions back at once instead of after the session timeout) |
 | CLEARING_BATCH_SIZE, CLEARING_BATCH_WITHIN | 4000 events, 0.01 s (the price stage takes what
@@ -52,6 +53,7 @@ DEFAULT_BOOTSTRAP = f"127.0.0.1:{DEFAULT_PORT}"
 DEFAULT_PREFIX = "clearing"
 DEFAULT_WEB_PORT = 6066
 MAX_BODY_BYTES = 4 * 1024 * 1024
+DEFAULT_WEB_READ_TIMEOUT = 15.0
 DEFAULT_SASL_MECHANISM = "SCRAM-SHA-512"
 DEFAULT_SECURITY_PROTOCOL = "SASL_PLAINTEXT"
 # Where deploy/kafka.sh keeps the local broker's admin login, under CLEARING_HOME.
@@ -80,6 +82,7 @@ class Settings:
     db_url: str | None = field(repr=False)
     web_port: int
     web_bind: str
+    web_read_timeout: float
     worker_id: str | None
     batch_size: int
     batch_within: float
@@ -126,6 +129,9 @@ class Settings:
             db_url=_value_or_file(env, "CLEARING_DB_URL"),
             web_port=_read(env, "CLEARING_WEB_PORT", int, DEFAULT_WEB_PORT),
             web_bind=env.get("CLEARING_WEB_BIND") or "127.0.0.1",
+            web_read_timeout=_read(
+                env, "CLEARING_WEB_READ_TIMEOUT", float, DEFAULT_WEB_READ_TIMEOUT
+            ),
             worker_id=env.get("CLEARING_WORKER_ID") or None,
             batch_size=_read(env, "CLEARING_BATCH_SIZE", int, 4000),
             batch_within=_read(env, "CLEARING_BATCH_WITHIN", float, 0.01),

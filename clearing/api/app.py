@@ -9,6 +9,7 @@ from aiohttp import web
 from clearing.api.config import ApiConfig
 from clearing.api.errors import json_errors, json_response
 from clearing.api.handlers import SubmissionApi
+from clearing.api.http import harden
 from clearing.api.openapi import generate
 
 if TYPE_CHECKING:
@@ -51,13 +52,16 @@ def standalone(config: ApiConfig) -> web.Application:
 def install(app: faust.App, config: ApiConfig | None = None) -> web.Application | None:
     """Mounts the API on a faust app's web server (aiohttp), before the worker starts it.
 
-    Nothing (None) when the app's web server is off or the API is already mounted.
+    The web server itself is hardened too (`clearing.api.http.harden`: JSON errors, read
+    timeouts). Nothing (None) when the app's web server is off or the API is already mounted.
     """
     if not app.conf.web_enabled:
         return None
     root = cast("Web", app.web).web_app  # faust types `app.web` as the driver-agnostic base
     if any(resource.canonical == PREFIX for resource in root.router.resources()):
         return None
-    api = create_app(config or ApiConfig.from_env())
+    config = config or ApiConfig.from_env()
+    harden(app, config.read_timeout)
+    api = create_app(config)
     root.add_subapp(PREFIX, api)
     return api

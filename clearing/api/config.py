@@ -1,12 +1,13 @@
 """The API's settings: the stream's own (broker, topics, database) plus a few of its own
-(`CLEARING_API_WAIT`, `CLEARING_API_MAX_BODY`: see `clearing.config`)."""
+(`CLEARING_API_WAIT`, `CLEARING_API_MAX_BODY`, `CLEARING_WEB_READ_TIMEOUT`: see
+`clearing.config`)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from clearing.config import MAX_BODY_BYTES, settings
+from clearing.config import DEFAULT_WEB_READ_TIMEOUT, MAX_BODY_BYTES, settings
 from clearing.core.refdata import RefData
 from clearing.kafka_clients import ENV, Auth
 from clearing.stream.config import StreamConfig
@@ -24,6 +25,8 @@ class ApiConfig:
     poll_seconds: float = 0.05
     max_body_bytes: int = MAX_BODY_BYTES
     publish_timeout: float = 10.0
+    # Seconds a request's headers, and then its body, may take to arrive (`clearing.api.http`).
+    read_timeout: float = DEFAULT_WEB_READ_TIMEOUT
     # A claimed id whose publication was never confirmed (a crash, a broker error) is
     # published again by a same-content retry after this long; the stream drops the copy.
     republish_after: float = 15.0
@@ -43,6 +46,7 @@ class ApiConfig:
             db_url=stream.db_url,
             wait_seconds=s.api_wait,
             max_body_bytes=s.api_max_body,
+            read_timeout=s.web_read_timeout,
             refdata=refdata,
             auth=stream.auth,
         )

@@ -38,6 +38,7 @@ class ApiError(ClearingError):
         fields: Sequence[FieldError] = (),
         headers: Mapping[str, str] | None = None,
         extra: JSONMapping | None = None,
+        close: bool = False,
     ) -> None:
         super().__init__(error)
         self.status = status
@@ -45,13 +46,17 @@ class ApiError(ClearingError):
         self.fields = list(fields)
         self.headers = headers
         self.extra = extra or {}
+        self.close = close  # the connection cannot serve another request (a body cut short)
 
     def response(self) -> web.Response:
         body: JSONObject = {"error": self.error}
         if self.fields:
             body["fields"] = [{"field": f.field, "message": f.message} for f in self.fields]
         body.update(self.extra)
-        return json_response(self.status, body, self.headers)
+        response = json_response(self.status, body, self.headers)
+        if self.close:
+            response.force_close()
+        return response
 
 
 @web.middleware

@@ -25,6 +25,7 @@ from pydantic import BaseModel
 from clearing import auth
 from clearing.api.config import ApiConfig
 from clearing.api.errors import ApiError, json_response
+from clearing.api.http import read_body
 from clearing.api.publisher import Publisher
 from clearing.api.store import Answer, Store
 from clearing.api.trial import trial_result
@@ -47,19 +48,6 @@ def bearer_token(request: web.Request) -> str | None:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     token = token.strip()
     return token if scheme.lower() == "bearer" and token else None
-
-
-async def read_body(request: web.Request, limit: int) -> bytes:
-    """The body, refused (413) as soon as it is known to pass `limit` bytes."""
-    too_large = ApiError(413, f"the body is larger than {limit} bytes")
-    if request.content_length is not None and request.content_length > limit:
-        raise too_large
-    body = bytearray()
-    async for chunk in request.content.iter_chunked(64 * 1024):
-        body += chunk
-        if len(body) > limit:
-            raise too_large
-    return bytes(body)
 
 
 def conflict(what: str, ident: str, field: str) -> ApiError:
@@ -114,7 +102,7 @@ class SubmissionApi:
     async def event(
         self, request: web.Request, model: type[BaseModel], event_type: str
     ) -> tuple[Parsed, bytes]:
-        raw = await read_body(request, self.config.max_body_bytes)
+        raw = await read_body(request, self.config.max_body_bytes, self.config.read_timeout)
         judged = validate(raw, model, event_type)
         if isinstance(judged, BodyError):
             raise ApiError(400, judged.error, judged.fields)

@@ -6,18 +6,25 @@ model, to list each field with the parser's own wording (`describe` renders each
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
+from clearing.core.models.events import EVENT_MODELS
 from clearing.core.parse import Parsed, Rejection, describe, parse_event
 
 # A hospital gets at most this many field errors back; the `error` text gives the total.
 MAX_FIELD_ERRORS = 100
 _PATH_PREFIX = re.compile(r"([A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*): (.+)", re.DOTALL)
+# An unknown key is named by this instead of itself: a key is the sender's text, and may be a
+# credential pasted in the wrong place; an answer never quotes it back.
+UNKNOWN_KEY = "<unknown>"
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +39,51 @@ class BodyError:
 
     error: str
     fields: list[FieldError] = field(default_factory=list)
+
+
+@functools.cache
+def known_names() -> frozenset[str]:
+    """Every property name of the events' schemas, at any depth."""
+    names: set[str] = set()
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            properties = node.get("properties")
+            if isinstance(properties, dict):
+                names.update(properties)
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    for model in EVENT_MODELS.values():
+        walk(model.model_json_schema())
+    return frozenset(names)
+
+
+def _safe_loc(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
+    known = known_names()
+    return tuple(p if isinstance(p, int) or p in known else UNKNOWN_KEY for p in loc)
+
+
+def _safe_details(error: ValidationError) -> Iterator[ErrorDetails]:
+    for detail in error.errors(include_url=False):
+        safe: Any = {**detail, "loc": _safe_loc(detail["loc"])}
+        yield safe
+
+
+class _Safe:
+    """A ValidationError's details with unknown keys unnamed, shaped as `describe` reads it."""
+
+    def __init__(self, error: ValidationError) -> None:
+        self._details = list(_safe_details(error))
+
+    def errors(self, include_url: bool = False) -> list[ErrorDetails]:
+        return self._details
+
+    def error_count(self) -> int:
+        return len(self._details)
 
 
 class _OneError:
@@ -49,7 +101,7 @@ class _OneError:
 
 def field_errors(error: ValidationError, limit: int = MAX_FIELD_ERRORS) -> list[FieldError]:
     out = []
-    for detail in error.errors(include_url=False)[:limit]:
+    for detail in _Safe(error).errors()[:limit]:
         path = ".".join(str(p) for p in detail["loc"])
         text = describe(_OneError(detail))
         if path:
@@ -75,7 +127,7 @@ def validate(raw: bytes, model: type[BaseModel], event_type: str) -> Parsed | Bo
     try:
         model.model_validate(obj)
     except ValidationError as exc:
-        return BodyError(describe(exc), field_errors(exc))
+        return BodyError(describe(_Safe(exc)), field_errors(exc))
     # The model accepts what the parser did not (or the parser accepted another type): not
     # possible while `type` is a literal in each model; kept so a model change fails safe.
     if isinstance(parsed, Rejection):

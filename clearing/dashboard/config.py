@@ -1,11 +1,12 @@
-"""The dashboard's settings: the stream's own (broker, topics, group, database) plus two
-(`CLEARING_DASHBOARD_TTL`, `CLEARING_DASHBOARD_SAMPLE`: see `clearing.config`)."""
+"""The dashboard's settings: the stream's own (broker, topics, group, database) plus its own
+(`CLEARING_DASHBOARD_TTL`, `CLEARING_DASHBOARD_SAMPLE`, `CLEARING_WEB_READ_TIMEOUT`: see
+`clearing.config`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from clearing.config import settings
+from clearing.config import DEFAULT_WEB_READ_TIMEOUT, settings
 from clearing.kafka_clients import ENV, Auth
 from clearing.stream.config import StreamConfig
 from clearing.topics import Topics
@@ -19,6 +20,7 @@ class DashboardConfig:
     db_url: str | None = None
     ttl: float = 5.0
     sample_every: float = 5.0
+    read_timeout: float = DEFAULT_WEB_READ_TIMEOUT  # seconds a request's body may take to arrive
     auth: Auth = ENV  # the Kafka login (`ENV`: read from the environment)
 
     @classmethod
@@ -31,6 +33,7 @@ class DashboardConfig:
             db_url=stream.db_url,
             ttl=s.dashboard_ttl,
             sample_every=s.dashboard_sample,
+            read_timeout=s.web_read_timeout,
             auth=stream.auth,
         )
 

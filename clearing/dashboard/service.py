@@ -75,6 +75,7 @@ class Dashboard:
         self.views: dict[str, Cached[dict[str, Any]]] = {}
         self.history = History()
         self._sampler: asyncio.Task[None] | None = None
+        self._stopped = False
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -94,6 +95,10 @@ class Dashboard:
         self._sampler = asyncio.ensure_future(self._sample_forever())
 
     async def stop(self, *_args: object) -> None:
+        # faust's web server runs its app's cleanup twice on the way down (runner, then app).
+        if self._stopped:
+            return
+        self._stopped = True
         if self._sampler is not None:
             self._sampler.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -213,10 +218,11 @@ class Dashboard:
     # ---------------------------------------------------------------- operator actions
 
     async def authenticate(self, token: str) -> auth.Principal | None:
-        """The operator or viewer a bearer token belongs to, or None."""
+        """Whoever a bearer token belongs to (of any kind: the web layer says who may do
+        what, and answers a hospital's token 403 rather than 401), or None."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
-            self.executor, auth.authenticate, self.engine, token, ("operator", "viewer")
+            self.executor, auth.authenticate, self.engine, token, auth.KINDS
         )
 
     async def act(self, operator: str, action: str, period: str, force: bool) -> dict[str, Any]:

@@ -31,10 +31,12 @@ from support.dashboard import metric_names, panels
 from support.paths import CASES, ROOT
 from support.services import unavailable
 
+from clearing import auth
 from clearing.core.provinces import label
 from clearing.dashboard.money import yuan
 from clearing.ops.run import RunConfig, run
 from clearing.ops.workers import free_port
+from clearing.store.db import open_engine
 
 pytestmark = [pytest.mark.kafka, pytest.mark.browser, pytest.mark.timeout(900)]
 
@@ -167,6 +169,7 @@ class Pipeline:
     url: str
     out: Path
     log: Path
+    token: str  # a viewer's: the dashboard's figures need one
 
 
 @pytest.fixture(scope="module")
@@ -197,6 +200,9 @@ def pipeline(
                 stall_timeout=120,
             )
         )
+    engine = open_engine(summary.db_url)
+    token = auth.add(engine, "viewer", "browser-viewer")
+    engine.dispose()
     port = free_port()
     env = {
         **os.environ,
@@ -221,8 +227,8 @@ def pipeline(
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_for_page(url, process, log)
-        yield Pipeline(url, out, log)
+        wait_for_page(url, token, process, log)
+        yield Pipeline(url, out, log, token)
     finally:
         process.terminate()
         try:
@@ -233,13 +239,18 @@ def pipeline(
         stream_topics_cleanup(kafka_bootstrap, prefix)
 
 
-def wait_for_page(url: str, process: subprocess.Popen, log: Path, timeout: float = 180) -> None:
+def wait_for_page(
+    url: str, token: str, process: subprocess.Popen, log: Path, timeout: float = 180
+) -> None:
     deadline = time.monotonic() + timeout
+    overview = urllib.request.Request(
+        f"{url}/dashboard/api/overview", headers={"Authorization": f"Bearer {token}"}
+    )
     while True:
         if process.poll() is not None:
             pytest.fail(f"worker exited {process.returncode}:\n{log.read_text()[-4000:]}")
         try:
-            with urllib.request.urlopen(f"{url}/dashboard/api/overview", timeout=30) as reply:
+            with urllib.request.urlopen(overview, timeout=30) as reply:
                 if reply.status == 200:
                     return
         except OSError:
@@ -316,11 +327,19 @@ def expected_page(statement: dict) -> dict:
     }
 
 
-async def look(chromium: str, url: str, profile: Path) -> tuple[dict, list[str], list[Path]]:
+async def look(
+    chromium: str, url: str, token: str, profile: Path
+) -> tuple[dict, list[str], list[Path]]:
     browser = Browser(chromium, profile)
     await browser.start()
     try:
         await browser.viewport(1366, 768)
+        # Signed in as a viewer: the page keeps the token it was given for the tab's session.
+        await browser.call("Page.navigate", url=f"{url}/?period=2026-01")
+        await browser.wait_for("document.readyState === 'complete'")
+        await browser.evaluate(
+            f"sessionStorage.setItem('clearing-operator-token', {json.dumps(token)})"
+        )
         await browser.call("Page.navigate", url=f"{url}/?period=2026-01")
         await browser.wait_for(
             "!!document.body && document.body.dataset.ready === '1' &&"
@@ -356,7 +375,9 @@ def test_the_page_shows_the_statement_of_the_sample(
     produced = json.loads((pipeline.out / "statement-2026-01.json").read_text())
     assert produced["net_positions"] == statement["net_positions"]
 
-    shown, problems, shots = asyncio.run(look(chromium, pipeline.url, tmp_path / "profile"))
+    shown, problems, shots = asyncio.run(
+        look(chromium, pipeline.url, pipeline.token, tmp_path / "profile")
+    )
     want = expected_page(statement)
     assert shown["state"] == want["state"]
     assert shown["totals"] == want["totals"]

@@ -59,10 +59,20 @@ def sample_db(tmp_path_factory: pytest.TempPathFactory) -> str:
     return make_sample_db(tmp_path_factory.mktemp("dashboard"))
 
 
+@pytest.fixture(scope="module")
+def viewer_token(sample_db: str) -> str:
+    engine = make_engine(sample_db)
+    try:
+        return auth.add(engine, "viewer", "sample-viewer")
+    finally:
+        engine.dispose()
+
+
 @pytest.fixture
-def client(sample_db: str) -> Iterator[SyncApiClient]:
+def client(sample_db: str, viewer_token: str) -> Iterator[SyncApiClient]:
+    """The dashboard on the sample, every request signed with a viewer's token."""
     dashboard = dashboard_for(sample_db)
-    running = SyncApiClient(create_app(dashboard.config, dashboard))
+    running = SyncApiClient(create_app(dashboard.config, dashboard), viewer_token)
     yield running
     running.close()
 
@@ -257,7 +267,8 @@ def test_close_and_issue_need_an_operator_token(sample_db: str) -> None:
         assert sorted(topics[1:]) == sorted(f"dash.feed.{p}" for p in statement["net_positions"])
         assert orjson.loads(published[0][2])["net_positions"] == statement["net_positions"]
 
-        view = client.request("GET", "/dashboard/api/overview?period=2026-03").json()
+        view = client.request("GET", "/dashboard/api/overview?period=2026-03", token=viewer)
+        view = view.json()
         assert view["period"]["state"] == "issued"
         assert view["period"]["transfers"] == statement["transfers"]
         assert [a["action"] for a in view["actions"][:3]] == ["issue", "issue", "close"]
@@ -395,11 +406,16 @@ def test_install_routes_the_page_before_faust_index(tmp_path: Path, sample_db: s
     dashboard.lag_reader = StandInLag()  # type: ignore[assignment]
     dashboard.lag.load = dashboard.lag_reader.read
     app.web.init_server()  # faust adds its own index at "/" here
+    engine = make_engine(sample_db)
+    viewer = auth.add(engine, "viewer", "install-viewer", replace=True)
+    engine.dispose()
     client = SyncApiClient(app.web.web_app)
     try:
         reply = client.request("GET", "/")
         assert reply.status == 200 and b'const API = "/dashboard/api"' in reply.body
-        assert client.request("GET", "/dashboard/api/overview").json()["group"] == GROUP
+        assert client.request("GET", "/dashboard/api/overview").status == 401
+        overview = client.request("GET", "/dashboard/api/overview", token=viewer)
+        assert overview.json()["group"] == GROUP
     finally:
         client.close()
 
@@ -521,7 +537,10 @@ def split(row: dict) -> tuple[int, ...]:
 
 def test_the_overview_splits_the_due_by_home_side_payer(tiers_db: str) -> None:
     dashboard = dashboard_for(tiers_db)
-    client = SyncApiClient(create_app(dashboard.config, dashboard))
+    engine = make_engine(tiers_db)
+    viewer = auth.add(engine, "viewer", "vera")
+    engine.dispose()
+    client = SyncApiClient(create_app(dashboard.config, dashboard), viewer)
     try:
         body = client.request("GET", "/dashboard/api/overview").json()
     finally:
