@@ -34,10 +34,12 @@ reversed after a flag named it leaves later rules, not the flag.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date
-from typing import Protocol
+from operator import itemgetter
+from typing import NamedTuple, Protocol
 
 from typing_extensions import TypedDict
 
@@ -77,20 +79,25 @@ DEFAULT_SETTINGS = MonitorSettings()
 ItemsKey = tuple[tuple[str, int, int], ...]
 """A settlement's items as a multiset: the sorted `(code, quantity_e4, unit_price_fen)`."""
 
+_code = itemgetter("code")
+_unit_price = itemgetter("unit_price_fen")
+
 
 def items_key(s: Settlement) -> ItemsKey:
     """The multiset of `(code, quantity, unit_price_fen)`, quantities as exact numbers."""
-    lines = zip(s.items, s.quantities_e4, strict=True)
-    return tuple(sorted((item["code"], q, item["unit_price_fen"]) for item, q in lines))
+    lines = zip(map(_code, s.items), s.quantities_e4, map(_unit_price, s.items), strict=True)
+    return tuple(sorted(lines))
 
 
 # ---------------------------------------------------------------------------------------------
 # What the rules read
 
+INPATIENT = "inpatient"
 
-@dataclass(frozen=True, slots=True)
-class Seen:
-    """A priced settlement as the rules see it."""
+
+class Seen(NamedTuple):
+    """A priced settlement as the rules see it (a named tuple: made once per settlement on
+    the hot path, compared field by field)."""
 
     settlement_id: str
     kind: Kind
@@ -106,43 +113,109 @@ class Seen:
 
     @property
     def inpatient(self) -> bool:
-        return self.kind == "inpatient"
+        return self.kind == INPATIENT
 
 
 def seen_of(s: Settlement, result: Priced) -> Seen:
     """What the rules need of a settlement and its priced result."""
     return Seen(
-        settlement_id=s.settlement_id,
-        kind=s.kind,
-        hospital_id=s.hospital_id,
-        admitted_on=date.fromisoformat(s.admitted_on),
-        discharged=china_time(s.settled_at).date(),
-        diagnosis=s.diagnosis[0],
-        items=items_key(s),
-        period=result.period,
-        payer=result.payer,
-        payee=result.payee,
-        total_fen=result.total_fen,
+        s.settlement_id,
+        s.kind,
+        s.hospital_id,
+        date.fromisoformat(s.admitted_on),
+        china_time(s.settled_at).date(),
+        s.diagnosis[0],
+        items_key(s),
+        result.period,
+        result.payer,
+        result.payee,
+        result.total_fen,
     )
 
 
-@dataclass(frozen=True, slots=True)
+Indexed = tuple[int, Seen]
+"""A settlement with its position in its person's processing order."""
+
+
+def _position(entry: Indexed) -> int:
+    return entry[0]
+
+
 class PersonHistory:
-    """The priced, not reversed settlements of one person, in processing order."""
+    """The priced, not reversed settlements of one person, in processing order, indexed for
+    the rules: the stays (inpatient) in order, the visits (outpatient, chronic) by date.
+
+    Immutable: `remember` and `forget` return a new history (the stream compares the
+    histories a batch read twice). Equal when the person and the settlements are."""
+
+    __slots__ = ("person_id", "settlements", "stays", "visit_days", "visits")
 
     person_id: str
-    settlements: tuple[Seen, ...] = ()
+    settlements: tuple[Seen, ...]
+    stays: tuple[Indexed, ...]
+    visit_days: tuple[date, ...]  # ascending, beside `visits`
+    visits: tuple[Indexed, ...]  # by date, then position
+
+    def __init__(self, person_id: str, settlements: tuple[Seen, ...] = ()) -> None:
+        self.person_id = person_id
+        self.settlements = settlements
+        self.stays = tuple((n, o) for n, o in enumerate(settlements) if o.kind == INPATIENT)
+        visits = sorted(
+            ((n, o) for n, o in enumerate(settlements) if o.kind != INPATIENT),
+            key=lambda entry: (entry[1].admitted_on, entry[0]),
+        )
+        self.visits = tuple(visits)
+        self.visit_days = tuple(o.admitted_on for _, o in visits)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, PersonHistory):
+            return NotImplemented
+        return self.person_id == other.person_id and self.settlements == other.settlements
+
+    def __hash__(self) -> int:
+        return hash((self.person_id, self.settlements))
+
+    def __repr__(self) -> str:
+        return f"PersonHistory({self.person_id!r}, {self.settlements!r})"
 
     def remember(self, seen: Seen) -> PersonHistory:
-        return replace(self, settlements=(*self.settlements, seen))
+        """With `seen` processed last: its index entry added, nothing re-sorted."""
+        entry = (len(self.settlements), seen)
+        history = PersonHistory.__new__(PersonHistory)
+        history.person_id = self.person_id
+        history.settlements = (*self.settlements, seen)
+        if seen.kind == INPATIENT:
+            history.stays = (*self.stays, entry)
+            history.visit_days, history.visits = self.visit_days, self.visits
+        else:
+            at = bisect_right(self.visit_days, seen.admitted_on)
+            days, visits = self.visit_days, self.visits
+            history.visit_days = (*days[:at], seen.admitted_on, *days[at:])
+            history.visits = (*visits[:at], entry, *visits[at:])
+            history.stays = self.stays
+        return history
 
     def forget(self, settlement_id: str) -> PersonHistory:
         kept = tuple(o for o in self.settlements if o.settlement_id != settlement_id)
-        return replace(self, settlements=kept)
+        if len(kept) == len(self.settlements):
+            return self
+        return PersonHistory(self.person_id, kept)
+
+    def visits_between(self, after: date, before: date) -> list[Seen]:
+        """The visits dated strictly between two dates, in processing order."""
+        days = self.visit_days
+        found = self.visits[bisect_right(days, after) : bisect_left(days, before)]
+        return [o for _, o in sorted(found, key=_position)]
+
+    def visits_on(self, day: date) -> list[Seen]:
+        """The visits of one date, in processing order (ties are kept in it)."""
+        days = self.visit_days
+        return [o for _, o in self.visits[bisect_left(days, day) : bisect_right(days, day)]]
 
 
 # ---------------------------------------------------------------------------------------------
-# The rules on a pair: `o` processed before `s`
+# The rules on a pair: `o` processed before `s`. `flags_for` applies them through the
+# history's indexes; these are their plain statements (and the tests' reference).
 
 
 def overlapping_stays(o: Seen, s: Seen, settings: MonitorSettings) -> bool:
@@ -277,7 +350,62 @@ def flags_for(
     history: PersonHistory, new: Seen, settings: MonitorSettings = DEFAULT_SETTINGS
 ) -> list[Flag]:
     """The flags a newly priced settlement raises against its person's history: by rule, then
-    by the earlier settlement's processing order."""
+    by the earlier settlement's processing order.
+
+    The same as every pair rule over every earlier settlement, but each rule reads only its
+    candidates: a stay meets the stays (rules 1, 3, 4) and the visits dated inside it (rule 2);
+    a visit meets the stays around it (rule 2) and the visits of its day (rule 4)."""
+    if not history.settlements:
+        return []
+    sid = new.settlement_id
+    overlaps: list[Seen] = []
+    during: list[Seen] = []
+    readmissions: list[Seen] = []
+    duplicates: list[Seen] = []
+    if new.kind == INPATIENT:
+        hospital, admitted, discharged = new.hospital_id, new.admitted_on, new.discharged
+        category, days = new.diagnosis[:3], settings.readmission_days
+        for _, o in history.stays:
+            if o.settlement_id == sid:
+                continue
+            if o.hospital_id != hospital:
+                if o.admitted_on < discharged and admitted < o.discharged:
+                    overlaps.append(o)
+                continue
+            if 0 <= (admitted - o.discharged).days <= days and o.diagnosis[:3] == category:
+                readmissions.append(o)
+            if o.admitted_on == admitted and o.items == new.items:
+                duplicates.append(o)
+        during = [o for o in history.visits_between(admitted, discharged) if o.settlement_id != sid]
+    else:
+        visited = new.admitted_on
+        during = [
+            o
+            for _, o in history.stays
+            if o.admitted_on < visited < o.discharged and o.settlement_id != sid
+        ]
+        duplicates = [
+            o
+            for o in history.visits_on(visited)
+            if o.hospital_id == new.hospital_id
+            and o.kind == new.kind
+            and o.items == new.items
+            and o.settlement_id != sid
+        ]
+    if not (overlaps or during or readmissions or duplicates):
+        return []
+    person = history.person_id
+    flags: list[Flag] = [overlapping_stays_flag(person, o, new) for o in overlaps]
+    flags += [outpatient_during_stay_flag(person, o, new) for o in during]
+    flags += [quick_readmission_flag(person, o, new) for o in readmissions]
+    flags += [duplicate_billing_flag(person, o, new) for o in duplicates]
+    return flags
+
+
+def flags_by_pairs(
+    history: PersonHistory, new: Seen, settings: MonitorSettings = DEFAULT_SETTINGS
+) -> list[Flag]:
+    """`flags_for` as the list of rules reads: every pair rule over every earlier settlement."""
     earlier = [o for o in history.settlements if o.settlement_id != new.settlement_id]
     return [
         make(history.person_id, o, new)
@@ -287,8 +415,7 @@ def flags_for(
     ]
 
 
-@dataclass(frozen=True, slots=True)
-class HospitalCount:
+class HospitalCount(NamedTuple):
     """One hospital's priced settlements and reversals in one period, and their provinces."""
 
     settlements: int = 0
@@ -344,24 +471,21 @@ class MonitorBook(Protocol):
     def history_of(self, person_id: str) -> PersonHistory: ...
 
 
-@dataclass(frozen=True, slots=True)
-class Remember:
+class Remember(NamedTuple):
     """A priced settlement joins its person's history."""
 
     person_id: str
     seen: Seen
 
 
-@dataclass(frozen=True, slots=True)
-class Forget:
+class Forget(NamedTuple):
     """A reversed settlement leaves its person's history: later rules no longer see it."""
 
     person_id: str
     settlement_id: str
 
 
-@dataclass(frozen=True, slots=True)
-class Tally:
+class Tally(NamedTuple):
     """Add to a (period, hospital) count: a priced settlement or a reversal."""
 
     period: str
@@ -375,8 +499,7 @@ class Tally:
 MonitorEffect = Remember | Forget | Tally
 
 
-@dataclass(frozen=True, slots=True)
-class Observation:
+class Observation(NamedTuple):
     flags: tuple[Flag, ...] = ()
     effects: tuple[MonitorEffect, ...] = ()
 
@@ -399,19 +522,21 @@ def monitor_event(
     if isinstance(result, Reversed) and isinstance(event, Reversal):
         tally = Tally(result.period, result.hospital_id, result.payer, result.payee, 0, 1)
         return Observation((), (Forget(event.person_id, result.settlement_id), tally))
-    return Observation()
+    return _NOTHING
 
 
 def tally(count: HospitalCount, change: Tally) -> HospitalCount:
+    payers, payees = count.payers, count.payees
     return HospitalCount(
-        settlements=count.settlements + change.settlements,
-        reversals=count.reversals + change.reversals,
-        payers=count.payers | {change.payer},
-        payees=count.payees | {change.payee},
+        count.settlements + change.settlements,
+        count.reversals + change.reversals,
+        payers if change.payer in payers else payers | {change.payer},
+        payees if change.payee in payees else payees | {change.payee},
     )
 
 
 _NO_COUNT = HospitalCount()
+_NOTHING = Observation()
 
 
 @dataclass
@@ -424,7 +549,8 @@ class Monitor:
     counts: dict[str, dict[str, HospitalCount]] = field(default_factory=dict)
 
     def history_of(self, person_id: str) -> PersonHistory:
-        return self.histories.get(person_id) or PersonHistory(person_id)
+        history = self.histories.get(person_id)
+        return PersonHistory(person_id) if history is None else history
 
     def apply(self, effects: Iterable[MonitorEffect]) -> None:
         for effect in effects:

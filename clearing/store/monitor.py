@@ -16,7 +16,7 @@ from datetime import date
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, Table, bindparam, select
 
 from clearing.core.models.events import Event
 from clearing.core.models.flags import Flag
@@ -48,31 +48,63 @@ def flag_provinces(flag: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(sorted({*flag.get("payers", ()), *flag.get("payees", ())}))
 
 
+SEEN_COLUMNS = (
+    "settlement_id",
+    "person_id",
+    "source_offset",
+    "kind",
+    "hospital_id",
+    "admitted_on",
+    "discharged",
+    "diagnosis",
+    "items",
+    "period",
+    "payer",
+    "payee",
+    "total_fen",
+)
+
+
+def _day(value: date | str) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(value)
+
+
 def load_histories(conn: Connection, persons: Iterable[str]) -> dict[str, PersonHistory]:
     """The stored histories of these persons, each in processing order."""
     t = monitor_seen
+    columns = [t.c[name] for name in SEEN_COLUMNS if name not in ("person_id", "source_offset")]
     found: dict[str, list[Seen]] = {}
     for part in db.chunks(sorted(set(persons))):
         query = (
-            select(t)
+            select(t.c.person_id, *columns)
             .where(t.c.person_id.in_(part))
             .order_by(t.c.person_id, t.c.source_offset, t.c.settlement_id)
         )
-        for row in conn.execute(query).mappings():
-            items = tuple((c, int(q), int(u)) for c, q, u in orjson.loads(row["items"]))
-            found.setdefault(row["person_id"], []).append(
+        for (
+            person,
+            sid,
+            kind,
+            hospital,
+            admitted,
+            discharged,
+            diagnosis,
+            items,
+            *rest,
+        ) in conn.execute(query):
+            period, payer, payee, total = rest
+            found.setdefault(person, []).append(
                 Seen(
-                    settlement_id=row["settlement_id"],
-                    kind=row["kind"],
-                    hospital_id=row["hospital_id"],
-                    admitted_on=row["admitted_on"],
-                    discharged=row["discharged"],
-                    diagnosis=row["diagnosis"],
-                    items=items,
-                    period=row["period"],
-                    payer=row["payer"],
-                    payee=row["payee"],
-                    total_fen=int(row["total_fen"]),
+                    sid,
+                    kind,
+                    hospital,
+                    _day(admitted),
+                    _day(discharged),
+                    diagnosis,
+                    tuple((c, int(q), int(u)) for c, q, u in orjson.loads(items)),
+                    period,
+                    payer,
+                    payee,
+                    int(total),
                 )
             )
     return {person: PersonHistory(person, tuple(seen)) for person, seen in found.items()}
@@ -125,73 +157,81 @@ class BatchMonitor:
 
 
 def write_monitor(conn: Connection, plan: MonitorPlan) -> None:
-    """The batch's monitor changes, in its transaction."""
-    t = monitor_seen
+    """The batch's monitor changes, in its transaction: one executemany per table."""
     sqlite = conn.dialect.name == "sqlite"
-
-    def day(value: date) -> date | str:
-        return value.isoformat() if sqlite else value
-
-    for person_id, settlement_id in sorted(plan.forgotten):
-        conn.execute(
-            t.delete().where(t.c.settlement_id == settlement_id, t.c.person_id == person_id)
+    if plan.forgotten:
+        gone = [{"sid": sid, "person": person} for person, sid in sorted(plan.forgotten)]
+        t = monitor_seen
+        statement = t.delete().where(
+            t.c.settlement_id == bindparam("sid"), t.c.person_id == bindparam("person")
         )
-    db.bulk_insert(
-        conn,
-        t,
-        [
-            {
-                "settlement_id": seen.settlement_id,
-                "person_id": person_id,
-                "source_offset": offset,
-                "kind": seen.kind,
-                "hospital_id": seen.hospital_id,
-                "admitted_on": day(seen.admitted_on),
-                "discharged": day(seen.discharged),
-                "diagnosis": seen.diagnosis,
-                "items": orjson.dumps([list(i) for i in seen.items]),
-                "period": seen.period,
-                "payer": seen.payer,
-                "payee": seen.payee,
-                "total_fen": seen.total_fen,
-            }
-            for person_id, offset, seen in plan.remembered.values()
-        ],
-    )
-    add_counts(conn, plan.tallies)
-    rows = []
-    for source, raised in plan.flags.items():
-        for position, (flag, message) in enumerate(zip(raised, plan.raised[source], strict=True)):
-            rows.append(
-                {
-                    "flag_id": flag.flag_id,
-                    "rule": flag.rule,
-                    "period": flag.period,
-                    "flag": message,
-                    "source": source,
-                    "position": position,
-                }
+        conn.execute(statement, gone)
+    if plan.remembered:
+        rows = [
+            (
+                seen.settlement_id,
+                person_id,
+                offset,
+                seen.kind,
+                seen.hospital_id,
+                seen.admitted_on.isoformat() if sqlite else seen.admitted_on,
+                seen.discharged.isoformat() if sqlite else seen.discharged,
+                seen.diagnosis,
+                orjson.dumps(seen.items),
+                seen.period,
+                seen.payer,
+                seen.payee,
+                seen.total_fen,
             )
-    db.bulk_insert(conn, flags, rows)
+            for person_id, offset, seen in plan.remembered.values()
+        ]
+        insert_rows(conn, monitor_seen, SEEN_COLUMNS, rows)
+    add_counts(conn, plan.tallies)
+    flag_rows = [
+        (flag.flag_id, flag.rule, flag.period, message, source, position)
+        for source, raised in plan.flags.items()
+        for position, (flag, message) in enumerate(zip(raised, plan.raised[source], strict=True))
+    ]
+    insert_rows(conn, flags, FLAG_COLUMNS, flag_rows)
+
+
+FLAG_COLUMNS = ("flag_id", "rule", "period", "flag", "source", "position")
+COUNT_KEY = ("period", "hospital_id", "payer", "payee")
+COUNT_COLUMNS = (*COUNT_KEY, "settlements", "reversals")
+# Adds to a count row, or makes it: concurrent batches never lose an increment.
+COUNT_UPSERT = (
+    f" ON CONFLICT ({', '.join(COUNT_KEY)}) DO UPDATE SET"
+    " settlements = monitor_counts.settlements + excluded.settlements,"
+    " reversals = monitor_counts.reversals + excluded.reversals"
+)
+
+
+def insert_rows(
+    conn: Connection,
+    table: Table,
+    columns: Sequence[str],
+    rows: Sequence[tuple[Any, ...]],
+    suffix: str = "",
+) -> None:
+    """One executemany of compact rows (tuples in `columns`' order), straight to the driver:
+    the values are already what it stores. `suffix` is appended (an ON CONFLICT clause)."""
+    if not rows:
+        return
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    sql = (
+        f"INSERT INTO {table.name} ({', '.join(columns)}) "
+        f"VALUES ({', '.join([mark] * len(columns))}){suffix}"
+    )
+    conn.exec_driver_sql(sql, list(rows))
 
 
 def add_counts(
     conn: Connection, tallies: Mapping[tuple[str, str, str, str], tuple[int, int]]
 ) -> None:
-    """Adds to the counts: an upsert per row, so concurrent batches never lose an increment.
-    One executemany through the driver (a statement built per row cost more than the rows)."""
-    if not tallies:
-        return
-    t = monitor_counts.name
-    sql = (
-        f"INSERT INTO {t} (period, hospital_id, payer, payee, settlements, reversals) "
-        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (period, hospital_id, payer, payee) DO UPDATE "
-        f"SET settlements = {t}.settlements + excluded.settlements, "
-        f"reversals = {t}.reversals + excluded.reversals"
-    )
-    if conn.dialect.paramstyle != "qmark":
-        sql = sql.replace("?", "%s")
-    conn.exec_driver_sql(sql, [(*key, s, r) for key, (s, r) in sorted(tallies.items())])
+    """Adds to the counts: an upsert per row, in key order (so concurrent batches take the
+    rows' locks in one order), all in one executemany."""
+    rows = [(*key, s, r) for key, (s, r) in sorted(tallies.items())]
+    insert_rows(conn, monitor_counts, COUNT_COLUMNS, rows, COUNT_UPSERT)
 
 
 def load_flags(conn: Connection, sources: Sequence[str]) -> dict[str, list[bytes]]:

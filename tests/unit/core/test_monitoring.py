@@ -11,11 +11,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import TypeAdapter
 from support.builders import CATALOG, POLICY, filing, item, refdata, reversal, settlement
 
@@ -28,6 +31,8 @@ from clearing.core.monitoring import (
     Monitor,
     MonitorSettings,
     PersonHistory,
+    Seen,
+    flags_by_pairs,
     flags_for,
     items_key,
     monitor_event,
@@ -686,3 +691,48 @@ def test_flags_command_bad_refdata_is_a_clear_error(tmp_path: Path) -> None:
     run_bad = clearing("flags", "--refdata", str(tmp_path), stdin=b"")
     assert run_bad.returncode == 2
     assert run_bad.stderr.startswith(b"clearing flags: ")
+
+
+# ---------------------------------------------------------------------------------------------
+# The indexed rules against the rules as listed
+
+
+DAYS = st.dates(min_value=date(2026, 1, 1), max_value=date(2026, 1, 12))
+SEEN = st.builds(
+    lambda n, kind, hospital, admitted, length, diagnosis, items: Seen(
+        f"S{n}",
+        kind,
+        hospital,
+        admitted,
+        admitted + timedelta(days=length),
+        diagnosis,
+        items,
+        "2026-01",
+        "230000",
+        "110000",
+        100_000,
+    ),
+    st.integers(0, 30),
+    st.sampled_from(["inpatient", "outpatient", "chronic"]),
+    st.sampled_from(["H1", "H2"]),
+    DAYS,
+    st.integers(-2, 18),  # a stay may be settled before its admission date
+    st.sampled_from(["K35.8", "K35.1", "J18.0"]),
+    st.sampled_from([(("A1", 10000, 1500),), (("A1", 10000, 1500), ("B1", 20000, 3000))]),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(SEEN, max_size=25), SEEN, st.lists(st.integers(0, 30), max_size=4))
+def test_the_indexes_raise_what_every_pair_raises(
+    earlier: list[Seen], new: Seen, reversed_: list[int]
+) -> None:
+    history = PersonHistory("P1")
+    for seen in earlier:
+        history = history.remember(seen)
+    for n in reversed_:
+        history = history.forget(f"S{n}")
+    assert history == PersonHistory("P1", history.settlements)
+    for days in (0, 15):
+        rules = MonitorSettings(readmission_days=days)
+        assert flags_for(history, new, rules) == flags_by_pairs(history, new, rules)
