@@ -22,9 +22,11 @@ from clearing.core.parse import Parsed, Rejection, describe, parse_event
 # A hospital gets at most this many field errors back; the `error` text gives the total.
 MAX_FIELD_ERRORS = 100
 _PATH_PREFIX = re.compile(r"([A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*): (.+)", re.DOTALL)
-# An unknown key is named by this instead of itself: a key is the sender's text, and may be a
-# credential pasted in the wrong place; an answer never quotes it back.
+# An unknown key is named by this instead of itself unless it looks like a field name (short
+# lower-case snake case, as every field of the contract is): a key is the sender's text, and
+# may be a credential pasted in the wrong place, which an answer never quotes back.
 UNKNOWN_KEY = "<unknown>"
+_FIELD_LIKE = re.compile(r"[a-z][a-z0-9_]{0,31}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +66,10 @@ def known_names() -> frozenset[str]:
 
 def _safe_loc(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
     known = known_names()
-    return tuple(p if isinstance(p, int) or p in known else UNKNOWN_KEY for p in loc)
+    return tuple(
+        p if isinstance(p, int) or p in known or _FIELD_LIKE.fullmatch(p) else UNKNOWN_KEY
+        for p in loc
+    )
 
 
 def _safe_details(error: ValidationError) -> Iterator[ErrorDetails]:
