@@ -38,6 +38,8 @@ import orjson
 
 from clearing.core.errors import UnavailableError
 from clearing.core.jsonish import JSONObject
+from clearing.core.models.types import province_of
+from clearing.core.provinces import PROVINCES
 from clearing.kafka_clients import admin_client, aiokafka_auth
 from clearing.ops.bench.database import scratch_database
 from clearing.ops.bundle import event_lines
@@ -59,24 +61,53 @@ BatchHandler = Callable[[str, Sequence["ConsumerRecord"], float], None]
 
 @dataclass
 class Slice:
-    """Consecutive input lines: (line number, key, raw bytes)."""
+    """Consecutive input lines: (line number, key, raw bytes, sending province)."""
 
-    lines: list[tuple[int, bytes, bytes]]
+    lines: list[tuple[int, bytes, bytes, str]]
 
     def __len__(self) -> int:
         return len(self.lines)
 
 
+def senders(lines: Sequence[bytes]) -> list[str]:
+    """The province node that sends each line (authority.md): a settlement's hospital province,
+    for a reversal that of the settlement it names, a filing's or an assistance record's home
+    province. A line that names none (malformed) comes from the first province."""
+    hospital_of: dict[object, str] = {}
+    out = []
+    for raw in lines:
+        try:
+            event = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            event = None
+        sender = None
+        if isinstance(event, dict):
+            region = event.get("hospital_region") or event.get("home_region")
+            if event.get("type") == "reversal":
+                sender = hospital_of.get(event.get("settlement_id"))
+            elif isinstance(region, str) and len(region) == 6:
+                sender = province_of(region)
+                if event.get("type") == "settlement":
+                    hospital_of[event.get("settlement_id")] = sender
+        out.append(sender if sender in PROVINCES else PROVINCES[0])
+    return out
+
+
 async def publish_slice(
-    kafka: AIOKafkaProducer, topic: str, part: Slice, run_id: str, rate: float | None
+    kafka: AIOKafkaProducer,
+    topic: Callable[[str], str],
+    part: Slice,
+    run_id: str,
+    rate: float | None,
 ) -> dict[int, float]:
-    """Publishes the slice (at `rate` events/s, or as fast as the producer goes) and waits for
-    the broker's acknowledgements; returns the wall-clock time of each line's send."""
+    """Publishes the slice (at `rate` events/s, or as fast as the producer goes), each line to
+    `topic(its sender)`, and waits for the broker's acknowledgements; returns the wall-clock
+    time of each line's send."""
     sent: dict[int, float] = {}
     header = ("run", run_id.encode())
     pending = []
     started = time.perf_counter()
-    for index, (number, key, raw) in enumerate(part.lines):
+    for index, (number, key, raw, sender) in enumerate(part.lines):
         if rate:
             pause = started + index / rate - time.perf_counter()
             if pause > 0.001:
@@ -84,7 +115,7 @@ async def publish_slice(
         sent[number] = time.time()
         pending.append(
             await kafka.send(
-                topic, value=raw, key=key, headers=[("line", str(number).encode()), header]
+                topic(sender), value=raw, key=key, headers=[("line", str(number).encode()), header]
             )
         )
     await asyncio.gather(*pending)
@@ -318,15 +349,21 @@ class Bench:
     counter: Counter
     timeout: float
     worker_pids: list[int]
+    # Publish as the province nodes do (each to its inbound topic, through the gate), or
+    # straight to the events topic as an operator's replay does.
+    direct: bool = False
+
+    def entry(self, sender: str) -> str:
+        return self.topics.events if self.direct else self.topics.inbound(sender)
 
     async def pipeline(self, part: Slice, rate: float | None) -> JSONObject:
         run_id = new_run_id()
         cpu = CpuMeter(self.worker_pids)
-        sent = await publish_slice(self.kafka, self.topics.events, part, run_id, rate)
+        sent = await publish_slice(self.kafka, self.entry, part, run_id, rate)
         if not await self.deliveries.wait(run_id, len(part), self.timeout):
             raise UnavailableError(f"the pipeline did not deliver {len(part)} events in time")
-        done = self.deliveries.done_times(run_id, [n for n, _, _ in part.lines])
-        latencies = [d - sent[n] for (n, _, _), d in zip(part.lines, done, strict=True)]
+        done = self.deliveries.done_times(run_id, [n for n, _, _, _ in part.lines])
+        latencies = [d - sent[n] for (n, _, _, _), d in zip(part.lines, done, strict=True)]
         seconds = max(done) - min(sent.values())
         return {
             "events": len(part),
@@ -341,7 +378,7 @@ class Bench:
     async def raw(self, part: Slice) -> JSONObject:
         run_id = new_run_id()
         cpu = CpuMeter([])
-        sent = await publish_slice(self.kafka, self.raw_topic, part, run_id, None)
+        sent = await publish_slice(self.kafka, lambda _: self.raw_topic, part, run_id, None)
         last = await self.counter.wait(run_id, len(part), self.timeout)
         if last is None:
             raise UnavailableError("the raw pass-through did not come back in time")
@@ -376,9 +413,10 @@ def delete_topics(bootstrap: str, names: list[str]) -> None:
 
 
 def load_slices(bundle: Path, sizes: Sequence[int]) -> list[Slice]:
+    raws = list(event_lines(bundle / "events.jsonl"))
     lines = [
-        (number, event_key(raw, number), raw)
-        for number, raw in enumerate(event_lines(bundle / "events.jsonl"), start=1)
+        (number, event_key(raw, number), raw, sender)
+        for number, (raw, sender) in enumerate(zip(raws, senders(raws), strict=True), start=1)
     ]
     if len(lines) < sum(sizes):
         raise UnavailableError(f"{bundle}: {len(lines)} events, the phases need {sum(sizes)}")
@@ -426,7 +464,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             print(f"{args.workers} worker(s), topics {prefix}.*; warming up ...", flush=True)
             phases = asyncio.run(
-                measure(bootstrap, topics, raw_topic, args.timeout,
+                measure(bootstrap, topics, raw_topic, args.timeout, args.direct,
                         [w.process.pid for w in workers if w.process is not None],
                         warm, rounds, rates, rated)
             )
@@ -452,6 +490,7 @@ async def measure(
     topics: Topics,
     raw_topic: str,
     timeout: float,
+    direct: bool,
     worker_pids: list[int],
     warm: Slice,
     rounds: list[Slice],
@@ -467,7 +506,9 @@ async def measure(
     kafka = make_producer(bootstrap)
     await kafka.start()
     try:
-        bench = Bench(kafka, topics, raw_topic, deliveries, counter, timeout, worker_pids)
+        bench = Bench(
+            kafka, topics, raw_topic, deliveries, counter, timeout, worker_pids, direct
+        )
         await bench.pipeline(warm, None)
         raw_rounds: list[JSONObject] = []
         full_rounds: list[JSONObject] = []
@@ -513,6 +554,7 @@ def summarise(
     return {
         "workers": args.workers,
         "database": "postgresql" if args.db else "sqlite",
+        "published_to": "events topic (operator)" if args.direct else "inbound topics (gate)",
         "worker_cpu_us_per_event": cpu.get("worker_cpu_us_per_event"),
         "cpu_at_max": cpu,
         "events_per_round": args.events,
@@ -537,8 +579,9 @@ def print_table(figures: JSONObject) -> None:
     full, raw = figures["sustained_events_per_s"], figures["raw_passthrough_events_per_s"]
     rounds = figures["rounds"]
     print()
-    print(f"workers {figures['workers']}, {figures['events_per_round']:,} events per round, "
-          f"medians of {rounds} rounds")
+    print(f"workers {figures['workers']} on {figures['database']}, "
+          f"{figures['events_per_round']:,} events per round, medians of {rounds} rounds, "
+          f"published to the {figures['published_to']}")
     print(f"{'':28}{'median':>10}{'min':>10}{'max':>10}")
     print(f"{'pipeline events/s':28}{full['median']:>10,}{full['min']:>10,}{full['max']:>10,}")
     print(f"{'raw Kafka pass-through/s':28}{raw['median']:>10,}{raw['min']:>10,}{raw['max']:>10,}")
@@ -576,6 +619,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--bundle", type=Path, help="an existing bundle instead of a generated one")
     parser.add_argument("--web-port", type=int, default=6166)
+    parser.add_argument("--direct", action="store_true",
+                        help="publish straight to the events topic (an operator's replay) "
+                        "instead of each event to its province's inbound topic (the gate)")
     parser.add_argument("--db", help="a PostgreSQL URL: the run gets a fresh database beside it "
                         "(default: a SQLite file in the run's scratch directory)")
     parser.add_argument("--timeout", type=float, default=600.0,

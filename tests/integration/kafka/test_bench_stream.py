@@ -43,3 +43,6 @@ def test_bench_stream_reports_every_figure(kafka_bootstrap: str, tmp_path: Path)
         assert phase["p50_ms"] <= phase["p95_ms"] <= phase["p99_ms"] <= phase["max_ms"]
         assert phase["events_per_s"] > 0
     assert len(figures["rounds_detail"]["raw"]) == 2
+    assert figures["published_to"] == "inbound topics (gate)"
+    assert figures["worker_cpu_us_per_event"] > 0
+    assert all(isinstance(r["held"], bool) for r in figures["latency_at_rate"])
