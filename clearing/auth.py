@@ -23,6 +23,7 @@ from sqlalchemy import Delete, Engine, Select, Update, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from clearing.core.errors import InputError
+from clearing.core.provinces import PROVINCES
 from clearing.store.schema import PRINCIPAL_KINDS, credentials
 
 _Filterable = TypeVar("_Filterable", Select[tuple[str]], Delete, Update)
@@ -42,6 +43,9 @@ class Principal:
 
     kind: str
     id: str
+    # A hospital's province, given when its credential was added (authority.md: a hospital
+    # belongs to its own province, whose feed gets its refused events).
+    province: str | None = None
 
 
 def token_hash(token: str) -> str:
@@ -53,17 +57,29 @@ def _check_kind(kind: str) -> None:
         raise CredentialError(f"kind {kind!r} is not one of {', '.join(KINDS)}")
 
 
-def add(engine: Engine, kind: str, principal_id: str, replace: bool = False) -> str:
-    """Creates (or with `replace`, rotates) a principal's token; returns the token itself."""
+def add(
+    engine: Engine,
+    kind: str,
+    principal_id: str,
+    replace: bool = False,
+    province: str | None = None,
+) -> str:
+    """Creates (or with `replace`, rotates) a principal's token; returns the token itself.
+    `province`: the province a hospital lies in (hospitals only)."""
     _check_kind(kind)
     if not ID_PATTERN.fullmatch(principal_id):
         raise CredentialError(f"{kind} id {principal_id!r} must match [A-Za-z0-9_-]{{1,64}}")
+    if province is not None and (kind != "hospital" or province not in PROVINCES):
+        raise CredentialError(
+            f"province {province!r}: only a hospital has one, a code of the 31 provinces"
+        )
     token = secrets.token_urlsafe(32)
     row = {
         "kind": kind,
         "id": principal_id,
         "token_hash": token_hash(token),
         "created_at": datetime.now(UTC),
+        "province": province,
     }
     with engine.begin() as conn:
         if replace:
@@ -102,12 +118,14 @@ def authenticate(engine: Engine, token: str, kinds: Iterable[str] = KINDS) -> Pr
         return None
     presented = token_hash(token)
     t = credentials
-    query = select(t.c.kind, t.c.id, t.c.token_hash).where(t.c.token_hash == presented)
+    query = select(t.c.kind, t.c.id, t.c.token_hash, t.c.province).where(
+        t.c.token_hash == presented
+    )
     with engine.connect() as conn:
         row = conn.execute(query).first()
     if row is None or not hmac.compare_digest(row.token_hash, presented):
         return None
-    return Principal(row.kind, row.id) if row.kind in set(kinds) else None
+    return Principal(row.kind, row.id, row.province) if row.kind in set(kinds) else None
 
 
 def _where(statement: _Filterable, kind: str, principal_id: str) -> _Filterable:

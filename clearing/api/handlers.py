@@ -90,14 +90,14 @@ class SubmissionApi:
 
     # ---- checks -----------------------------------------------------------------------------
 
-    async def hospital(self, request: web.Request) -> str:
+    async def hospital(self, request: web.Request) -> auth.Principal:
         token = bearer_token(request)
         if token is None:
             raise ApiError(401, "missing bearer token", headers=CHALLENGE)
         principal = await self.call(auth.authenticate, self.engine, token, ("hospital",))
         if principal is None:
             raise ApiError(401, "invalid or revoked token", headers=CHALLENGE)
-        return principal.id
+        return principal
 
     async def event(
         self, request: web.Request, model: type[BaseModel], event_type: str
@@ -110,13 +110,15 @@ class SubmissionApi:
 
     # ---- endpoints --------------------------------------------------------------------------
 
-    async def own_settlement(self, request: web.Request) -> tuple[str, Parsed, bytes]:
+    async def own_settlement(
+        self, request: web.Request
+    ) -> tuple[auth.Principal, Parsed, bytes]:
         """(hospital, parsed, raw) of a settlement body of the token's own hospital."""
         hospital = await self.hospital(request)
         parsed, raw = await self.event(request, Settlement, "settlement")
         event = parsed.event
         assert isinstance(event, Settlement)
-        if event.hospital_id != hospital:
+        if event.hospital_id != hospital.id:
             raise ApiError(
                 403,
                 "hospital_id: a hospital submits only its own settlements",
@@ -156,7 +158,7 @@ class SubmissionApi:
         event = parsed.event
         assert isinstance(event, Reversal)
         owner = await self.call(self.store.settlement_owner, event.settlement_id)
-        if owner is not None and owner != hospital:
+        if owner is not None and owner != hospital.id:
             raise ApiError(
                 403,
                 "settlement_id: a hospital reverses only its own settlements",
@@ -173,12 +175,12 @@ class SubmissionApi:
         )
 
     async def get_settlement(self, request: web.Request) -> web.Response:
-        hospital = await self.hospital(request)
+        hospital = (await self.hospital(request)).id
         sid = request.match_info["settlement_id"]
         return await self.read(hospital, settlement_key(sid), {"settlement_id": sid})
 
     async def get_reversal(self, request: web.Request) -> web.Response:
-        hospital = await self.hospital(request)
+        hospital = (await self.hospital(request)).id
         rid = request.match_info["reversal_id"]
         return await self.read(hospital, reversal_key(rid), {"reversal_id": rid})
 
@@ -186,7 +188,7 @@ class SubmissionApi:
 
     async def submit(
         self,
-        hospital: str,
+        hospital: auth.Principal,
         parsed: Parsed,
         raw: bytes,
         key: str,
@@ -202,9 +204,9 @@ class SubmissionApi:
             if fingerprint != fp:
                 raise conflicting
             return self.reply(Answer("done", result), 200, ids)
-        earlier = await self.call(self.store.claim, key, hospital, fp)
+        earlier = await self.call(self.store.claim, key, hospital.id, fp)
         if earlier is not None:
-            if earlier.fingerprint != fp or earlier.hospital_id != hospital:
+            if earlier.fingerprint != fp or earlier.hospital_id != hospital.id:
                 raise conflicting
             source = earlier.source
             if source is None and earlier.age_seconds() > self.config.republish_after:
@@ -212,7 +214,7 @@ class SubmissionApi:
             status = 200
         else:
             source = await self.publish(parsed, raw, hospital, key)
-            log.info("%s accepted from hospital %s at %s", key, hospital, source)
+            log.info("%s accepted from hospital %s at %s", key, hospital.id, source)
             status = 201
         answer = await self.wait(key, fp, source)
         if answer.state == "conflict":  # another way in took the id first
@@ -221,14 +223,24 @@ class SubmissionApi:
             raise conflicting
         return self.reply(answer, status, ids)
 
-    async def publish(self, parsed: Parsed, raw: bytes, hospital: str, key: str) -> str:
+    async def publish(
+        self, parsed: Parsed, raw: bytes, hospital: auth.Principal, key: str
+    ) -> str:
         try:
             source = await asyncio.wait_for(
-                self.call(self.publisher.publish, parsed.event.person_id, raw, hospital),
+                self.call(
+                    self.publisher.publish,
+                    parsed.event.person_id,
+                    raw,
+                    hospital.id,
+                    hospital.province,
+                ),
                 self.config.publish_timeout + 1,
             )
         except Exception as exc:  # the broker's many errors all mean "not acknowledged"
-            log.error("%s from hospital %s not acknowledged: %s", key, hospital, type(exc).__name__)
+            log.error(
+                "%s from hospital %s not acknowledged: %s", key, hospital.id, type(exc).__name__
+            )
             # Free the id: if the event did reach the broker after all, the stream still judges
             # a later submission of that id against it (duplicate, or DUPLICATE_CONFLICT -> 409).
             await self.call(self.store.release, key)

@@ -32,10 +32,12 @@ class Publisher:
                 self._producer = producer(self.bootstrap, self.auth)
             return self._producer
 
-    def publish(self, person_id: str, raw: bytes, hospital_id: str) -> str:
+    def publish(
+        self, person_id: str, raw: bytes, hospital_id: str, province: str | None = None
+    ) -> str:
         """Sends the body unchanged and waits for the broker; returns `topic:partition:offset`,
         the source position under which the stream stores the event's result."""
-        headers = [("principal", hospital(hospital_id).header.encode())]
+        headers = [("principal", hospital(hospital_id, province).header.encode())]
         future = self._kafka().send(self.topic, key=person_id.encode(), value=raw, headers=headers)
         meta = future.get(timeout=self.timeout)
         return f"{meta.topic}:{meta.partition}:{meta.offset}"

@@ -79,6 +79,11 @@ def result_at(conn: Connection, source: str | None) -> JSONObject | None:
     return orjson.loads(bytes(message)) if message is not None else None
 
 
+def is_refused(result: JSONObject | None) -> bool:
+    """Whether a stored result refuses its event for its sender (`NOT_AUTHORIZED`)."""
+    return result is not None and "NOT_AUTHORIZED" in (result.get("reasons") or ())
+
+
 def claim_of(conn: Connection, key: str) -> Claim | None:
     t = ids
     row = conn.execute(
@@ -132,9 +137,24 @@ class Store:
                 return None
         with self.engine.connect() as conn:
             earlier = claim_of(conn, key)
+            refused = earlier is not None and is_refused(result_at(conn, earlier.source))
         if earlier is None:  # released in between (a failed publication): claim again
             return self.claim(key, hospital_id, fingerprint)
+        if refused and self._take_over(key, earlier, claim):
+            return None
         return earlier
+
+    def _take_over(self, key: str, earlier: Claim, claim: JSONObject) -> bool:
+        """A claim whose event the stream refused (NOT_AUTHORIZED) took no id (authority.md):
+        the id's rightful sender claims it over that one. True if this claim is now on it."""
+        t = ids
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                update(t)
+                .where(t.c.key == key, t.c.claim_source == earlier.source, t.c.source.is_(None))
+                .values(**claim, claim_source=None)
+            )
+            return bool(done.rowcount)
 
     def published(self, key: str, source: str) -> None:
         with self.engine.begin() as conn:

@@ -29,11 +29,18 @@ class Principal:
 
     kind: Kind
     id: str = ""
+    # The province a hospital lies in, when its credential names it.
+    province: str | None = None
 
     @property
     def header(self) -> str:
-        """The `principal` header's value: `operator`, `province:<code>`, `hospital:<id>`."""
-        return self.kind if self.kind == "operator" else f"{self.kind}:{self.id}"
+        """The `principal` header's value: `operator`, `province:<code>`, `hospital:<id>`, or
+        `hospital:<id>@<province>` for a hospital whose province is known."""
+        if self.kind == "operator":
+            return self.kind
+        if self.kind == "hospital" and self.province is not None:
+            return f"hospital:{self.id}@{self.province}"
+        return f"{self.kind}:{self.id}"
 
 
 OPERATOR = Principal("operator")
@@ -43,8 +50,8 @@ def province(code: str) -> Principal:
     return Principal("province", code)
 
 
-def hospital(hospital_id: str) -> Principal:
-    return Principal("hospital", hospital_id)
+def hospital(hospital_id: str, province: str | None = None) -> Principal:
+    return Principal("hospital", hospital_id, province)
 
 
 def principal_of(header: bytes | str | None) -> Principal:
@@ -58,8 +65,10 @@ def principal_of(header: bytes | str | None) -> Principal:
     kind, _, ident = text.partition(":")
     if kind == "province" and ident in PROVINCES:
         return province(ident)
-    if kind == "hospital" and _ID.fullmatch(ident):
-        return hospital(ident)
+    if kind == "hospital":
+        hospital_id, at, where = ident.partition("@")
+        if _ID.fullmatch(hospital_id) and (not at or where in PROVINCES):
+            return hospital(hospital_id, where or None)
     return Principal("unknown", text[:80])
 
 
@@ -115,6 +124,6 @@ def home_province(
     if principal.kind == "province":
         return principal.id
     if principal.kind == "hospital":
-        found = hospital_province(principal.id)
+        found = principal.province or hospital_province(principal.id)
         return found if found in PROVINCES else None
     return None

@@ -22,7 +22,7 @@ from clearing.store.db import open_engine
 def _add(args: argparse.Namespace) -> int:
     engine = open_engine(args.db)
     try:
-        token = auth.add(engine, args.kind, args.id, replace=args.replace)
+        token = auth.add(engine, args.kind, args.id, replace=args.replace, province=args.province)
     except auth.CredentialError as exc:
         print(f"clearing credentials add: {exc}", file=sys.stderr)
         return 1
@@ -72,6 +72,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     adding.add_argument("--kind", required=True, choices=kinds, help=kind_help)
     adding.add_argument("id", help="the hospital_id, or the operator's or viewer's name")
     adding.add_argument("--replace", action="store_true", help="rotate an existing token")
+    adding.add_argument(
+        "--province",
+        help="a hospital's province code (e.g. 120000): its refused events go to that feed",
+    )
     adding.set_defaults(func=_add)
 
     revoking = commands.add_parser("revoke", parents=[common], help="remove a token")

@@ -449,6 +449,9 @@ credentials = Table(
     Column("id", String(64), primary_key=True),
     Column("token_hash", String(64), nullable=False, unique=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # A hospital's province (authority.md); NULL for every other kind, or a hospital added
+    # without one.
+    Column("province", String(6)),
     CheckConstraint(_one_of("kind", PRINCIPAL_KINDS), name="kind"),
     CheckConstraint("length(id) BETWEEN 1 AND 64", name="id_length"),
     CheckConstraint("length(token_hash) = 64", name="token_hash"),

@@ -133,7 +133,11 @@ def stand(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
             added.append(code)
             provinces[code] = KafkaAuth.from_properties_file(out)
         engine = open_engine(pipeline.db_url)
-        tokens = {h: auth.add(engine, "hospital", h) for h in ("HA", "HB")}
+        # Each hospital registered with its province (A in Tianjin, B in Beijing).
+        tokens = {
+            h: auth.add(engine, "hospital", h, province=p)
+            for h, p in (("HA", TIANJIN), ("HB", BEIJING))
+        }
         engine.dispose()
         config = ApiConfig(kafka_bootstrap, pipeline.topics, pipeline.db_url, wait_seconds=0.2)
         api = SyncApiClient(standalone(config))
@@ -238,7 +242,7 @@ def test_hospital_a_reversing_b_settlement_is_refused_before_and_after_it_is_pri
     assert result_of(stand, settlement_id="SB", status="priced")["hospital_id"] == "HB"
     early = result_of(stand, reversal_id="RA")
     assert early["reasons"] == ["NOT_AUTHORIZED"]
-    assert (early["principal"], early["feed"]) == ("hospital:HA", TIANJIN)  # where A lies
+    assert (early["principal"], early["feed"]) == (f"hospital:HA@{TIANJIN}", TIANJIN)
     answer = eventually(
         lambda: (r := api.request("GET", "/v1/reversals/RA", token=tokens["HA"])).status == 200
         and r
@@ -268,7 +272,7 @@ def test_hospital_a_reversing_b_settlement_is_refused_before_and_after_it_is_pri
     finally:
         kafka.close()
     assert result_of(stand, reversal_id="RL")["reasons"] == ["NOT_AUTHORIZED"]
-    # B reverses its own settlement.
-    mine = api.request("POST", "/v1/reversals", reversal("RB", "SB", person_id="PB"), tokens["HB"])
-    assert mine.status in (201, 202)
-    assert result_of(stand, reversal_id="RB")["status"] == "reversed"
+    # B reverses its own settlement, with the very id A's refused reversal did not take.
+    mine = api.request("POST", "/v1/reversals", reversal("RA", "SB", person_id="PB"), tokens["HB"])
+    assert mine.status in (201, 202), mine.json()
+    assert result_of(stand, reversal_id="RA", status="reversed")["settlement_id"] == "SB"

@@ -58,11 +58,18 @@ def test_the_header_names_the_principal_and_no_header_is_an_operator():
     assert province("110000").header == "province:110000"
     assert hospital("H1").header == "hospital:H1"
     assert OPERATOR.header == "operator"
+    # A hospital registered with its province carries it.
+    assert hospital("H1", "120000").header == "hospital:H1@120000"
+    assert principal_of(b"hospital:H1@120000") == hospital("H1", "120000")
 
 
 @pytest.mark.parametrize(
-    "header", [b"", b"admin", b"province:110105", b"province:990000", b"hospital:", b"hospital:a b"]
-)
+    "header",
+    [
+        b"", b"admin", b"province:110105", b"province:990000", b"hospital:", b"hospital:a b",
+        b"hospital:H1@990000", b"hospital:H1@", b"hospital:@120000",
+    ],
+)  # fmt: skip
 def test_a_header_no_channel_writes_may_send_nothing(header):
     principal = principal_of(header)
     assert principal.kind == "unknown"
@@ -208,3 +215,6 @@ def test_a_refusal_goes_to_the_principal_s_own_province():
     assert authority.home_province(hospital("HZ"), where) is None  # not known: operators only
     assert authority.home_province(OPERATOR, where) is None
     assert authority.home_province(principal_of(b"bogus"), where) is None
+    # The registered province first, whatever the ledger says or does not know yet.
+    assert authority.home_province(hospital("HZ", "310000"), where) == "310000"
+    assert authority.home_province(hospital("HA", "310000"), where) == "310000"

@@ -91,3 +91,20 @@ def test_ids_follow_the_id_syntax_and_kinds_are_known(db, capsys) -> None:
         main(["credentials", "add", "--kind", "admin", "root", "--db", db])
     with pytest.raises(auth.CredentialError):
         auth.add(make_engine(db), "admin", "root")
+
+
+def test_a_hospital_is_registered_with_its_province(db, capsys) -> None:
+    token = run(capsys, "add", "--kind", "hospital", "H9", "--province", "120000", "--db", db)
+    assert token[0] == 0
+    for refused in (
+        ["--kind", "hospital", "H8", "--province", "120101"],  # a region, not a province
+        ["--kind", "operator", "alice", "--province", "120000"],  # only hospitals have one
+    ):
+        status, _, err = run(capsys, "add", *refused, "--db", db)
+        assert status == 1 and "province" in err
+    engine = make_engine(db)
+    try:
+        found = auth.authenticate(engine, token[1].strip(), ("hospital",))
+        assert found == auth.Principal("hospital", "H9", "120000")
+    finally:
+        engine.dispose()
