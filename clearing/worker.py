@@ -20,7 +20,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, cast
 
 import faust
-from faust.web import Request, Response, View
 
 from clearing.api import ApiConfig
 from clearing.api import install as install_api
@@ -30,7 +29,6 @@ from clearing.dashboard import install as install_dashboard
 from clearing.kafka_auth import faust_settings
 from clearing.kafka_clients import client_auth
 from clearing.ledger.store import Ledger
-from clearing.metrics import render
 from clearing.stream import reconcile
 from clearing.stream.config import StreamConfig
 from clearing.stream.consumer import PriceConsumer
@@ -88,6 +86,14 @@ def make_app(config: StreamConfig) -> faust.App:
         "web_port": config.web_port or 6066,
         "web_host": "127.0.0.1",
         "web_bind": config.web_bind,
+        # None of faust's own pages: they would answer anyone on the hospitals' port with the
+        # worker's internals (its peers' URLs, sensors, partitions, service graph). The port
+        # serves the API, the dashboard and `/metrics` only, each behind its credential.
+        "web_router_enabled": False,
+        "web_tables_enabled": False,
+        "web_stats_enabled": False,
+        "web_graph_enabled": False,
+        "web_metrics_enabled": False,
         "datadir": str(config.datadir),
         # SASL for faust's consumer, producer and admin client alike (none without a login).
         **faust_settings(client_auth(config.auth)),
@@ -239,9 +245,3 @@ async def reconcile_requests(stream: faust.StreamT[bytes]) -> None:
                 await future
 
         await retry_forever(f"reconciliation request {source}", attempt)
-
-
-@app.page("/metrics")
-async def metrics_page(web: View, request: Request) -> Response:
-    body, content_type = render()
-    return web.bytes(body, content_type=content_type)

@@ -393,11 +393,13 @@ def test_the_page_shows_the_statement_of_the_sample(
     assert all(path.stat().st_size > 10_000 for path in shots)
 
 
-def scrape_until_lag_is_known(url: str, log: Path, timeout: float = 60) -> str:
-    """The worker's /metrics once it reports the group's lag (the broker may answer late)."""
+def scrape_until_lag_is_known(url: str, token: str, log: Path, timeout: float = 60) -> str:
+    """The worker's /metrics (as a viewer, as Prometheus scrapes) once it reports the group's
+    lag (the broker may answer late)."""
     deadline = time.monotonic() + timeout
+    request = urllib.request.Request(f"{url}/metrics", headers={"Authorization": f"Bearer {token}"})
     while True:
-        with urllib.request.urlopen(f"{url}/metrics", timeout=30) as reply:
+        with urllib.request.urlopen(request, timeout=30) as reply:
             text = reply.read().decode()
         if 'clearing_dashboard_source_up{source="kafka"} 1.0' in text:
             return text
@@ -407,7 +409,7 @@ def scrape_until_lag_is_known(url: str, log: Path, timeout: float = 60) -> str:
 
 
 def test_the_workers_metrics_cover_the_grafana_dashboard(pipeline: Pipeline) -> None:
-    text = scrape_until_lag_is_known(pipeline.url, pipeline.log)
+    text = scrape_until_lag_is_known(pipeline.url, pipeline.token, pipeline.log)
     exported = set()
     for family in text_string_to_metric_families(text):
         exported.add(family.name)
