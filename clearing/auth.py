@@ -30,6 +30,8 @@ _Filterable = TypeVar("_Filterable", Select[tuple[str]], Delete, Update)
 KINDS = PRINCIPAL_KINDS
 ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 MAX_TOKEN_CHARS = 256
+# A token made elsewhere (a deployment's secret file) must be as hard to guess as one made here.
+GIVEN_TOKEN = re.compile(rf"[A-Za-z0-9_-]{{43,{MAX_TOKEN_CHARS}}}")
 
 
 class CredentialError(InputError):
@@ -53,12 +55,23 @@ def _check_kind(kind: str) -> None:
         raise CredentialError(f"kind {kind!r} is not one of {', '.join(KINDS)}")
 
 
-def add(engine: Engine, kind: str, principal_id: str, replace: bool = False) -> str:
-    """Creates (or with `replace`, rotates) a principal's token; returns the token itself."""
+def add(
+    engine: Engine, kind: str, principal_id: str, replace: bool = False, token: str | None = None
+) -> str:
+    """Creates (or with `replace`, rotates) a principal's token; returns the token itself.
+
+    `token` sets a token made beforehand instead of a new one: a deployment whose scraper reads
+    its token from a secret file registers that file's token (at least 43 URL-safe characters,
+    as many random bits as a token made here)."""
     _check_kind(kind)
     if not ID_PATTERN.fullmatch(principal_id):
         raise CredentialError(f"{kind} id {principal_id!r} must match [A-Za-z0-9_-]{{1,64}}")
-    token = secrets.token_urlsafe(32)
+    if token is None:
+        token = secrets.token_urlsafe(32)
+    elif not GIVEN_TOKEN.fullmatch(token):
+        raise CredentialError(
+            f"a given token must be 43 to {MAX_TOKEN_CHARS} characters of [A-Za-z0-9_-]"
+        )
     row = {
         "kind": kind,
         "id": principal_id,
