@@ -236,7 +236,7 @@ def report(args: argparse.Namespace, bundle: Path, summary: RunSummary) -> None:
         token_file = viewer_token_file(summary.db_url, args.out)
         print(
             f"demo: a viewer's token for the dashboard and /metrics is in {token_file} "
-            f"(curl -H \"Authorization: Bearer $(cat {token_file})\" {dashboard}metrics)"
+            f'(curl -H "Authorization: Bearer $(cat {token_file})" {dashboard}metrics)'
         )
         print(
             f"demo: dashboard at {dashboard} (metrics at {dashboard}metrics); "
