@@ -59,6 +59,15 @@ def follow_parent(parent_pid: int | None) -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
+FAUST_PAGES = (
+    "web_router_enabled",
+    "web_tables_enabled",
+    "web_stats_enabled",
+    "web_graph_enabled",
+    "web_metrics_enabled",
+)
+
+
 def make_app(config: StreamConfig) -> faust.App:
     private_state()
     follow_parent(Settings.from_env().parent_pid)
@@ -86,14 +95,6 @@ def make_app(config: StreamConfig) -> faust.App:
         "web_port": config.web_port or 6066,
         "web_host": "127.0.0.1",
         "web_bind": config.web_bind,
-        # None of faust's own pages: they would answer anyone on the hospitals' port with the
-        # worker's internals (its peers' URLs, sensors, partitions, service graph). The port
-        # serves the API, the dashboard and `/metrics` only, each behind its credential.
-        "web_router_enabled": False,
-        "web_tables_enabled": False,
-        "web_stats_enabled": False,
-        "web_graph_enabled": False,
-        "web_metrics_enabled": False,
         "datadir": str(config.datadir),
         # SASL for faust's consumer, producer and admin client alike (none without a login).
         **faust_settings(client_auth(config.auth)),
@@ -105,7 +106,14 @@ def make_app(config: StreamConfig) -> faust.App:
         member = f"{config.app_id}-{config.worker_id}"
         settings["consumer_group_instance_id"] = member
         settings["canonical_url"] = f"http://{member}"
-    return faust.App(config.app_id, **settings)
+    app = faust.App(config.app_id, **settings)
+    # None of faust's own pages: they would answer anyone on the hospitals' port with the
+    # worker's internals (its peers' URLs, sensors, partitions, service graph). The port serves
+    # the API, the dashboard and `/metrics` only, each behind its credential. Set on the
+    # settings object, since faust's APP_WEB_*_ENABLED variables override its constructor's.
+    for page in FAUST_PAGES:
+        setattr(app.conf, page, False)
+    return app
 
 
 config = StreamConfig.from_env()

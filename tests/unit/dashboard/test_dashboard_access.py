@@ -181,7 +181,8 @@ FAUST_PAGES = ("/router", "/table", "/stats", "/assignment", "/graph", "/perform
 
 @pytest.fixture
 def worker_module(tokens, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """`clearing.worker` imported afresh on the test's ledger (no broker is reached)."""
+    """`clearing.worker` imported afresh on the test's ledger (no broker is reached), with
+    faust's variables that switch its own pages on all set."""
     import importlib
     import os
     import sys
@@ -195,6 +196,8 @@ def worker_module(tokens, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         "CLEARING_WEB_PORT": "6066",
     }.items():
         monkeypatch.setenv(name, value)
+    for page in ("ROUTER", "TABLES", "STATS", "GRAPH", "METRICS"):  # faust's own switches
+        monkeypatch.setenv(f"APP_WEB_{page}_ENABLED", "1")
     monkeypatch.delenv("CLEARING_WORKER_ID", raising=False)
     monkeypatch.delenv("CLEARING_PARENT_PID", raising=False)
     umask = os.umask(0o022)
