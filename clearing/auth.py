@@ -31,6 +31,8 @@ _Filterable = TypeVar("_Filterable", Select[tuple[str]], Delete, Update)
 KINDS = PRINCIPAL_KINDS
 ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 MAX_TOKEN_CHARS = 256
+# A token made elsewhere (a deployment's secret file) must be as hard to guess as one made here.
+GIVEN_TOKEN = re.compile(rf"[A-Za-z0-9_-]{{43,{MAX_TOKEN_CHARS}}}")
 
 
 class CredentialError(InputError):
@@ -63,9 +65,14 @@ def add(
     principal_id: str,
     replace: bool = False,
     province: str | None = None,
+    token: str | None = None,
 ) -> str:
     """Creates (or with `replace`, rotates) a principal's token; returns the token itself.
-    `province`: the province a hospital lies in (hospitals only)."""
+
+    `province`: the province a hospital lies in (hospitals only). `token` sets a token made
+    beforehand instead of a new one: a deployment whose scraper reads its token from a secret
+    file registers that file's token (at least 43 URL-safe characters, as many random bits as a
+    token made here)."""
     _check_kind(kind)
     if not ID_PATTERN.fullmatch(principal_id):
         raise CredentialError(f"{kind} id {principal_id!r} must match [A-Za-z0-9_-]{{1,64}}")
@@ -73,7 +80,12 @@ def add(
         raise CredentialError(
             f"province {province!r}: only a hospital has one, a code of the 31 provinces"
         )
-    token = secrets.token_urlsafe(32)
+    if token is None:
+        token = secrets.token_urlsafe(32)
+    elif not GIVEN_TOKEN.fullmatch(token):
+        raise CredentialError(
+            f"a given token must be 43 to {MAX_TOKEN_CHARS} characters of [A-Za-z0-9_-]"
+        )
     row = {
         "kind": kind,
         "id": principal_id,

@@ -20,7 +20,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, cast
 
 import faust
-from faust.web import Request, Response, View
 
 from clearing.api import ApiConfig
 from clearing.api import install as install_api
@@ -30,7 +29,6 @@ from clearing.dashboard import install as install_dashboard
 from clearing.kafka_auth import faust_settings
 from clearing.kafka_clients import client_auth
 from clearing.ledger.store import Ledger
-from clearing.metrics import render
 from clearing.stream import reconcile
 from clearing.stream.config import StreamConfig
 from clearing.stream.consumer import PriceConsumer
@@ -59,6 +57,15 @@ def follow_parent(parent_pid: int | None) -> None:
     ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
     if os.getppid() != parent_pid:
         os.kill(os.getpid(), signal.SIGTERM)
+
+
+FAUST_PAGES = (
+    "web_router_enabled",
+    "web_tables_enabled",
+    "web_stats_enabled",
+    "web_graph_enabled",
+    "web_metrics_enabled",
+)
 
 
 def make_app(config: StreamConfig) -> faust.App:
@@ -99,7 +106,14 @@ def make_app(config: StreamConfig) -> faust.App:
         member = f"{config.app_id}-{config.worker_id}"
         settings["consumer_group_instance_id"] = member
         settings["canonical_url"] = f"http://{member}"
-    return faust.App(config.app_id, **settings)
+    app = faust.App(config.app_id, **settings)
+    # None of faust's own pages: they would answer anyone on the hospitals' port with the
+    # worker's internals (its peers' URLs, sensors, partitions, service graph). The port serves
+    # the API, the dashboard and `/metrics` only, each behind its credential. Set on the
+    # settings object, since faust's APP_WEB_*_ENABLED variables override its constructor's.
+    for page in FAUST_PAGES:
+        setattr(app.conf, page, False)
+    return app
 
 
 config = StreamConfig.from_env()
@@ -239,9 +253,3 @@ async def reconcile_requests(stream: faust.StreamT[bytes]) -> None:
                 await future
 
         await retry_forever(f"reconciliation request {source}", attempt)
-
-
-@app.page("/metrics")
-async def metrics_page(web: View, request: Request) -> Response:
-    body, content_type = render()
-    return web.bytes(body, content_type=content_type)

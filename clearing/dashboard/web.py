@@ -9,12 +9,13 @@
     GET  /dashboard/api/flags[?rule=R&province=P]  the flags' review queue
     POST /dashboard/api/flags/{flag_id}/review  {"status": "confirmed"|"dismissed", "note": "..."};
                                                 operator token required
+    GET  /metrics                               Prometheus text (per-pair obligations among it)
 
 Only the page is open to whoever reaches the port (it is the same file for everyone and holds
-no figure). Every `/dashboard/api/` route is declared in `ROUTES` with the kinds of token it
-admits, and `guarded` checks them before its handler runs: no token or an unknown one is 401,
-a hospital's token (the API shares the port) 403, a viewer's on an action 403. Tokens come from
-`clearing credentials add --kind operator|viewer NAME`.
+no figure). Every other route is declared in `ROUTES` with the kinds of token it admits, and
+`guarded` checks them before its handler runs: no token or an unknown one is 401, a hospital's
+token (the API shares the port) 403, a viewer's on an action 403. Tokens come from
+`clearing credentials add --kind operator|viewer NAME`; Prometheus scrapes with a viewer's.
 """
 
 from __future__ import annotations
@@ -35,16 +36,18 @@ from clearing.dashboard import collectors
 from clearing.dashboard.config import DashboardConfig
 from clearing.dashboard.flags import UnknownFlag
 from clearing.dashboard.service import ActionError, Dashboard
+from clearing.metrics import render
 
 if TYPE_CHECKING:
     import faust
-    from aiohttp.typedefs import Handler, Middleware
+    from aiohttp.typedefs import Handler
     from faust.web.drivers.aiohttp import Web
 
 DASHBOARD = web.AppKey("clearing_dashboard", Dashboard)
 PERIOD = PERIOD_PATTERN
 PAGE_PATHS = ("/", "/dashboard", "/dashboard/")
 API_PREFIX = "/dashboard/api/"
+METRICS_PATH = "/metrics"
 READERS = ("operator", "viewer")
 OPERATORS = ("operator",)
 MAX_BODY_BYTES = 64 * 1024  # a close, issue or review body is a few bytes
@@ -88,6 +91,7 @@ ROUTES = (
     Route("POST", f"{API_PREFIX}periods/{{period:{PERIOD}}}/issue", "issue", OPERATORS),
     Route("GET", f"{API_PREFIX}flags", "flags", READERS),
     Route("POST", f"{API_PREFIX}flags/{{flag_id}}/review", "review", OPERATORS),
+    Route("GET", METRICS_PATH, "metrics", READERS),
 )
 
 
@@ -101,7 +105,7 @@ def guarded(dashboard: Dashboard, kinds: tuple[str, ...], handler: Guarded) -> H
                 401, {"error": "an operator's or a viewer's bearer token is required"}, CHALLENGE
             )
         if principal.kind not in READERS:
-            return _json(403, {"error": "the dashboard is for operators and viewers"})
+            return _json(403, {"error": "only operators and viewers may read this"})
         if principal.kind not in kinds:
             return _json(403, {"error": f"a {principal.kind} may only look, not act"})
         return await handler(request, principal)
@@ -128,6 +132,15 @@ class Handlers:
 
     async def live(self, _request: web.Request, _who: Principal) -> web.Response:
         return _json(200, self.dashboard.live())
+
+    async def metrics(self, _request: web.Request, _who: Principal) -> web.Response:
+        """The registry's exposition text, the ledger and Kafka figures refreshed first (only
+        for a caller who may read them: an anonymous request costs no query)."""
+        await self.dashboard.refresh_for_scrape()
+        body, content_type = render()
+        return web.Response(
+            body=body, content_type=content_type, headers={"Cache-Control": "no-store"}
+        )
 
     async def whoami(self, _request: web.Request, who: Principal) -> web.Response:
         return _json(200, {who.kind: who.id})
@@ -198,22 +211,10 @@ def add_routes(app: web.Application, dashboard: Dashboard) -> None:
             router.add_route("HEAD", route.path, handler)
 
 
-def metrics_refresh(dashboard: Dashboard) -> Middleware:
-    """A middleware that refreshes the collectors' figures (off the loop) before `/metrics`."""
-
-    @web.middleware
-    async def refresh(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path == "/metrics":
-            await dashboard.refresh_for_scrape()
-        return await handler(request)
-
-    return refresh
-
-
 def create_app(config: DashboardConfig, dashboard: Dashboard | None = None) -> web.Application:
     """The page and its JSON on an aiohttp app of their own (tests, or serving it apart)."""
     dashboard = dashboard or Dashboard(config)
-    app = web.Application(middlewares=[json_errors, metrics_refresh(dashboard)])
+    app = web.Application(middlewares=[json_errors])
     app[DASHBOARD] = dashboard
     add_routes(app, dashboard)
     app.on_startup.append(dashboard.start)
@@ -224,7 +225,8 @@ def create_app(config: DashboardConfig, dashboard: Dashboard | None = None) -> w
 def install(
     app: faust.App, config: DashboardConfig | None = None, *, metrics: bool = True
 ) -> Dashboard | None:
-    """Mounts the page on a faust app's web server and registers the collectors.
+    """Mounts the page, its JSON and `/metrics` on a faust app's web server and registers the
+    collectors.
 
     Call before the worker starts (the page must be routed before faust's own index at `/`).
     The web server is hardened as the API's is (`clearing.api.http.harden`). Nothing (None)
@@ -243,7 +245,6 @@ def install(
 
     dashboard = Dashboard(config, publish)
     add_routes(root, dashboard)
-    root.middlewares.append(metrics_refresh(dashboard))
     root.on_startup.append(dashboard.start)
     root.on_cleanup.append(dashboard.stop)
     if metrics:

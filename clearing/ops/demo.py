@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from clearing import auth
 from clearing.config import private_state
 from clearing.core.errors import ClearingError
 from clearing.core.models.flags import (
@@ -36,8 +37,10 @@ from clearing.ops.bundle import event_lines, load_refdata
 from clearing.ops.flags import flag_lines
 from clearing.ops.run import RunConfig, RunSummary, run
 from clearing.ops.workers import Stopped, stop_workers, stopping_on_signals
+from clearing.store.db import open_engine
 
 DASHBOARD = "http://127.0.0.1:{port}/"
+VIEWER = "demo"  # the viewer whose token signs in to the served dashboard and reads /metrics
 
 Obligation = Mapping[str, Any]  # one obligation of a statement, as its JSON reads
 
@@ -197,6 +200,20 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def viewer_token_file(db_url: str, folder: Path) -> Path:
+    """A new viewer token in the run's ledger, written to a file of the user's only (umask 077)
+    rather than printed: the dashboard's figures and `/metrics` need one."""
+    engine = open_engine(db_url)
+    try:
+        token = auth.add(engine, "viewer", VIEWER, replace=True)
+    finally:
+        engine.dispose()
+    path = folder / "viewer.token"
+    path.unlink(missing_ok=True)  # made anew, so with this process's private mode
+    path.write_text(token + "\n", encoding="ascii")
+    return path
+
+
 def report(args: argparse.Namespace, bundle: Path, summary: RunSummary) -> None:
     """Prints the run's statements and flags; with --serve, waits while the workers run (the
     caller stops them, whichever way this ends)."""
@@ -216,6 +233,11 @@ def report(args: argparse.Namespace, bundle: Path, summary: RunSummary) -> None:
     print()
     dashboard = DASHBOARD.format(port=summary.web_port or args.web_port)
     if args.serve:
+        token_file = viewer_token_file(summary.db_url, args.out)
+        print(
+            f"demo: a viewer's token for the dashboard and /metrics is in {token_file} "
+            f'(curl -H "Authorization: Bearer $(cat {token_file})" {dashboard}metrics)'
+        )
         print(
             f"demo: dashboard at {dashboard} (metrics at {dashboard}metrics); "
             "Ctrl-C (or SIGTERM) stops",

@@ -18,10 +18,14 @@ new_password() {
 for name in kafka_broker kafka_admin kafka_workers db_owner db_app grafana_admin; do
     [ -s "$DIR/$name.password" ] || new_password >"$DIR/$name.password"
 done
+# The bearer token Prometheus scrapes /metrics with (registered as the viewer `prometheus` by
+# the compose service credentials-setup): 256 random bits, URL-safe.
+[ -s "$DIR/metrics.token" ] || python3 -c 'import secrets; print(secrets.token_urlsafe(32))' \
+    >"$DIR/metrics.token"
 chmod 700 "$DIR"
 for role in owner app; do
     echo "postgresql+psycopg://clearing_$role:$(cat "$DIR/db_$role.password")@postgres/clearing" \
         >"$DIR/db_$role.url"
 done
-chmod 644 "$DIR"/*.password "$DIR"/*.url
+chmod 644 "$DIR"/*.password "$DIR"/*.url "$DIR"/metrics.token
 echo "$DIR"

@@ -18,6 +18,7 @@ from pathlib import Path
 import orjson
 from fixtures.stream import stream_prefix_name, stream_topics_cleanup
 
+from clearing import auth
 from clearing.core.netting import build_statement, check_transfers
 from clearing.core.pricer import Pricer
 from clearing.kafka_clients import producer
@@ -25,6 +26,7 @@ from clearing.ops.bundle import event_lines, load_refdata
 from clearing.ops.collect import RunResults, collect, read_all
 from clearing.ops.publish import event_key, new_run_id, publish
 from clearing.ops.workers import Worker, free_port, worker_env
+from clearing.store.db import open_engine
 from clearing.stream.results import spec_view
 from clearing.topics import Topics, ensure_topics
 
@@ -60,8 +62,21 @@ def read_jsonl(path: Path) -> list[dict]:
     return [orjson.loads(line) for line in path.read_bytes().splitlines()]
 
 
-def fetch_metrics(port: int) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+def viewer_token(db_url: str, name: str = "prometheus") -> str:
+    """A viewer's token in the run's ledger: what Prometheus scrapes `/metrics` with."""
+    engine = open_engine(db_url)
+    try:
+        return auth.add(engine, "viewer", name, replace=True)
+    finally:
+        engine.dispose()
+
+
+def fetch_metrics(port: int, token: str) -> str:
+    """The worker's `/metrics`, read with an operator's or viewer's bearer token."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/metrics", headers={"Authorization": f"Bearer {token}"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
         return response.read().decode()
 
 

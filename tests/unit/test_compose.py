@@ -128,3 +128,61 @@ def test_no_password_or_secret_in_the_file(compose: dict[str, Any]) -> None:
     raw = (ROOT / "docker-compose.yml").read_text()
     for literal in ("POSTGRES_PASSWORD:", "GF_SECURITY_ADMIN_PASSWORD:", "clearing:clearing@"):
         assert literal not in raw
+
+
+METRICS_TOKEN = "/run/secrets/metrics_token"
+
+
+def test_prometheus_scrapes_with_a_viewer_token_from_a_secret(compose: dict[str, Any]) -> None:
+    """/metrics needs an operator's or a viewer's token: every scrape job sends the secret's, and
+    a one-shot service registers that same file's token as a viewer's before Prometheus starts."""
+    config = yaml.safe_load((ROOT / "deploy" / "prometheus.yml").read_text())
+    for job in config["scrape_configs"]:
+        assert job["authorization"] == {"type": "Bearer", "credentials_file": METRICS_TOKEN}
+    services = compose["services"]
+    prometheus, setup = services["prometheus"], services["credentials-setup"]
+    assert "metrics_token" in prometheus["secrets"] and "metrics_token" in setup["secrets"]
+    assert compose["secrets"]["metrics_token"]["file"].endswith("/metrics.token")
+    assert prometheus["depends_on"]["credentials-setup"] == {
+        "condition": "service_completed_successfully"
+    }
+    command = setup["command"]
+    assert command[:3] == ["clearing", "credentials", "add"]
+    assert command[command.index("--kind") + 1] == "viewer"
+    assert command[command.index("--token-file") + 1] == METRICS_TOKEN
+    assert "--replace" in command  # a restart registers the (same or rotated) file again
+
+
+def test_the_secrets_script_makes_a_token_the_setup_service_registers(
+    compose: dict[str, Any], tmp_path
+) -> None:
+    import os
+    import stat
+    import subprocess
+
+    from clearing import auth
+    from clearing.cli import main
+    from clearing.store.db import make_engine
+
+    secrets_dir = tmp_path / "secrets"
+    script = ROOT / "deploy" / "compose" / "secrets.sh"
+    subprocess.run(["bash", str(script), str(secrets_dir)], check=True, capture_output=True)
+    token = (secrets_dir / "metrics.token").read_text().strip()
+    subprocess.run(["bash", str(script), str(secrets_dir)], check=True, capture_output=True)
+    assert (secrets_dir / "metrics.token").read_text().strip() == token  # kept, not remade
+    assert auth.GIVEN_TOKEN.fullmatch(token)
+    assert stat.S_IMODE(secrets_dir.stat().st_mode) == 0o700
+    db = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+    command = compose["services"]["credentials-setup"]["command"]
+    argv = [str(secrets_dir / "metrics.token") if a == METRICS_TOKEN else a for a in command]
+    umask = os.umask(0o022)
+    os.umask(umask)
+    try:
+        assert main([*argv[1:], "--db", db]) == 0
+    finally:
+        os.umask(umask)  # the command makes its files private
+    engine = make_engine(db)
+    try:
+        assert auth.authenticate(engine, token) == auth.Principal("viewer", "prometheus")
+    finally:
+        engine.dispose()

@@ -3,6 +3,7 @@
 - Four workers started together on a fresh ledger all come up (the migrations run once, before
   they start), and the run equals the offline recompute; everything the run creates under
   CLEARING_HOME and in its output folder is the user's only (directories 0700, files 0600).
+  Once, twice in a row (CI) and ten times in a row (`--full`).
 - `clearing run` and the demo stopped by SIGTERM or SIGINT mid-way stop every worker they
   started: none is left, by pid and by a scan of /proc for the workers' command line.
 - `clearing run` on a PostgreSQL ledger never shows the URL's password, in its output or in
@@ -20,11 +21,12 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import orjson
 import pytest
 from fixtures.stream import stream_prefix_name, stream_topics_cleanup
 from sqlalchemy import create_engine, make_url, text
 from support.paths import CASES, ROOT
-from support.stream import offline_results, read_jsonl
+from support.stream import assert_same_statement, offline_results, offline_statements, read_jsonl
 
 from clearing.ops.run import RunConfig, run
 from clearing.ops.simulate.bundle import generate_bundle
@@ -101,10 +103,13 @@ def big_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def test_four_workers_on_a_fresh_ledger_all_come_up_and_state_is_private(
-    kafka_bootstrap, tmp_path, monkeypatch, restore_umask
-):
-    home, out = tmp_path / "home", tmp_path / "out"
+def four_workers_on_a_fresh_ledger(
+    kafka_bootstrap: str, root: Path, monkeypatch: pytest.MonkeyPatch, expected: list[dict]
+) -> float:
+    """One `clearing run --workers 4` on a fresh ledger (its own CLEARING_HOME and prefix):
+    every worker up (web server answering, alive, no lost race on a table in its log), the
+    results and statements equal to the offline recompute, every path private. Its seconds."""
+    home, out = root / "home", root / "out"
     prefix = stream_prefix_name()
     monkeypatch.setenv("KAFKA_BOOTSTRAP", kafka_bootstrap)
     monkeypatch.setenv("CLEARING_HOME", str(home))
@@ -118,6 +123,7 @@ def test_four_workers_on_a_fresh_ledger_all_come_up_and_state_is_private(
         stall_timeout=120,
         keep_workers=True,
     )
+    started = time.monotonic()
     try:
         summary = run(config)
         try:
@@ -128,9 +134,14 @@ def test_four_workers_on_a_fresh_ledger_all_come_up_and_state_is_private(
                 assert "already exists" not in worker.log_tail(200)
         finally:
             stop_workers(summary.workers)
-        assert read_jsonl(out / "results.jsonl") == offline_results(
-            CASES / "refdata", CASES / "events.jsonl"
-        )
+        seconds = time.monotonic() - started
+        assert read_jsonl(out / "results.jsonl") == expected
+        statements = offline_statements(expected)
+        assert summary.periods == sorted(statements)
+        for period, want in statements.items():
+            got = orjson.loads((out / f"statement-{period}.json").read_bytes())
+            assert_same_statement(got, want)
+            assert got["transfers"] == want["transfers"]
         ledger = home / "runs" / prefix / "ledger.sqlite"
         assert ledger.is_file()
         assert sorted(p.name for p in (home / "runs" / prefix).glob("worker-*.log")) == [
@@ -138,8 +149,51 @@ def test_four_workers_on_a_fresh_ledger_all_come_up_and_state_is_private(
         ]
         assert private(home) == []
         assert private(out) == []
+        return seconds
     finally:
         stream_topics_cleanup(kafka_bootstrap, prefix)
+
+
+def repeated_runs(
+    kafka_bootstrap: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, runs: int
+) -> list[float]:
+    """`runs` runs in a row, each on a fresh ledger; every one must pass. Their seconds."""
+    expected = offline_results(CASES / "refdata", CASES / "events.jsonl")
+    seconds = []
+    for number in range(1, runs + 1):
+        try:
+            seconds.append(
+                four_workers_on_a_fresh_ledger(
+                    kafka_bootstrap, tmp_path / f"run-{number}", monkeypatch, expected
+                )
+            )
+        except AssertionError as exc:
+            raise AssertionError(f"run {number} of {runs}: {exc}") from exc
+    print(f"{runs} runs of 4 workers, seconds each: {', '.join(f'{s:.1f}' for s in seconds)}")
+    return seconds
+
+
+def test_four_workers_on_a_fresh_ledger_all_come_up_and_state_is_private(
+    kafka_bootstrap, tmp_path, monkeypatch, restore_umask
+):
+    repeated_runs(kafka_bootstrap, tmp_path, monkeypatch, runs=1)
+
+
+def test_four_workers_on_a_fresh_ledger_twice_in_a_row(
+    kafka_bootstrap, tmp_path, monkeypatch, restore_umask
+):
+    """CI's short version of the ten runs below."""
+    assert len(repeated_runs(kafka_bootstrap, tmp_path, monkeypatch, runs=2)) == 2
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(3600)
+def test_full_four_workers_on_a_fresh_ledger_ten_times_in_a_row(
+    kafka_bootstrap, tmp_path, monkeypatch, restore_umask
+):
+    """Issue 13's check: `clearing run --workers 4` ten times, every worker up every time and
+    every run equal to the offline recompute (workers once lost the race on the migrations)."""
+    assert len(repeated_runs(kafka_bootstrap, tmp_path, monkeypatch, runs=10)) == 10
 
 
 def start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:

@@ -21,6 +21,7 @@ from support.stream import (
     offline_results,
     offline_statements,
     read_jsonl,
+    viewer_token,
     without_error,
 )
 
@@ -207,7 +208,7 @@ def test_worker_killed_mid_stream_loses_nothing_and_counts_nothing_twice(
         try:
             results = RunResults(run_id, len(expected))
             collect(kafka_bootstrap, topics.results, results, stall_timeout=90, alive=worker.alive)
-            metrics = fetch_metrics(worker.web_port)
+            metrics = fetch_metrics(worker.web_port, viewer_token(db_url))
         finally:
             worker.stop()
         assert 'clearing_results_total{status="priced"}' in metrics

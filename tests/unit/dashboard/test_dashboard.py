@@ -330,16 +330,15 @@ def test_collectors_report_the_ledger_and_the_lag(sample_db: str) -> None:
     dashboard = dashboard_for(sample_db)
     collectors.register(dashboard, registry)
     app = create_app(dashboard.config, dashboard)
-
-    from aiohttp import web
-
-    async def metrics(_request: web.Request) -> web.Response:
-        return web.Response(body=generate_latest(registry), content_type="text/plain")
-
-    app.router.add_get("/metrics", metrics)
+    engine = make_engine(sample_db)
+    try:
+        viewer = auth.add(engine, "viewer", "prometheus")
+    finally:
+        engine.dispose()
     client = SyncApiClient(app)
     try:
-        assert client.request("GET", "/metrics").status == 200  # refreshes the figures first
+        # A viewer's scrape refreshes the figures first.
+        assert client.request("GET", "/metrics", token=viewer).status == 200
         families = scrape(registry)
     finally:
         client.close()

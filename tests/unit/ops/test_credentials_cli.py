@@ -108,3 +108,27 @@ def test_a_hospital_is_registered_with_its_province(db, capsys) -> None:
         assert found == auth.Principal("hospital", "H9", "120000")
     finally:
         engine.dispose()
+
+
+def test_a_token_file_registers_its_token_and_prints_nothing_of_it(db, capsys, tmp_path) -> None:
+    """The compose deployment's scraper token: made by secrets.sh, registered as a viewer's."""
+    token_file = tmp_path / "metrics.token"
+    token = "A" * 10 + "b-_" * 11
+    token_file.write_text(token + "\n")
+    argv = ("add", "--kind", "viewer", "prometheus", "--token-file", str(token_file), "--db", db)
+    for again in ((), ("--replace",)):  # run again (compose restarts it): the same token stays
+        status, out, err = run(capsys, *argv, *again)
+        assert status == 0, err
+        assert token not in out + err
+    engine = make_engine(db)
+    try:
+        assert auth.authenticate(engine, token) == auth.Principal("viewer", "prometheus")
+    finally:
+        engine.dispose()
+    for weak in ("short", "x" * 42, "é" * 50, "has space " * 5, ""):
+        token_file.write_text(weak)
+        status, out, err = run(capsys, *argv, "--replace")
+        assert status == 1 and ("43 to 256" in err or "cannot read" in err), err
+        assert out == ""
+    status, _out, err = run(capsys, *argv[:-3], str(tmp_path / "missing"), "--db", db)
+    assert status == 1 and "cannot read" in err

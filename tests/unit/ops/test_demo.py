@@ -149,3 +149,31 @@ def test_the_flag_counts_are_those_of_clearing_flags(tmp_path: Path) -> None:
     )
     assert counts == expected and sum(counts.values()) > 0
     assert describe_flags(counts)[0].startswith(f"Fund-safety monitoring: {sum(counts.values()):,}")
+
+
+def test_the_served_demo_hands_over_a_viewer_token_in_a_private_file(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    from clearing import auth
+    from clearing.ops.demo import viewer_token_file
+    from clearing.store.db import make_engine
+
+    db = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+    stale = tmp_path / "viewer.token"
+    stale.write_text("left by an older run\n")
+    os.chmod(stale, 0o644)
+    umask = os.umask(0o077)  # as the demo runs (`private_state`)
+    try:
+        first = viewer_token_file(db, tmp_path).read_text().strip()
+        path = viewer_token_file(db, tmp_path)  # served again: a new token, the old one gone
+    finally:
+        os.umask(umask)
+    token = path.read_text().strip()
+    assert path == stale and stat.S_IMODE(path.stat().st_mode) == 0o600
+    engine = make_engine(db)
+    try:
+        assert auth.authenticate(engine, token) == auth.Principal("viewer", "demo")
+        assert auth.authenticate(engine, first) is None
+    finally:
+        engine.dispose()
