@@ -80,9 +80,17 @@ def _is_date(value: Any) -> TypeGuard[str]:
     return type(value) is str and _date_ok(value)
 
 
+# The commonest spelling, China time to the second: valid when its date is (no datetime).
+_china_second = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]\+08:00"
+).fullmatch
+
+
 def _is_timestamp(value: Any) -> TypeGuard[str]:
     if type(value) is not str:
         return False
+    if _china_second(value) is not None and _date_ok(value[:10]):
+        return True
     try:
         _check_timestamp(value)
     except ValueError:
