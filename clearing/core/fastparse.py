@@ -112,7 +112,7 @@ def _quantity_e4(value: Any) -> int:
     if _quantity(value) is None:
         return 0
     exact = quantity_e4(value)
-    if len(_quantities) < _CACHE_LIMIT:
+    if exact and len(_quantities) < _CACHE_LIMIT:  # only quantities > 0 are remembered
         _quantities[value] = exact
     return exact
 
