@@ -16,6 +16,7 @@ from typing import BinaryIO
 import orjson
 
 from clearing.core.jsonish import JSONObject
+from clearing.core.models.results import result_json
 from clearing.core.netting import build_statement
 from clearing.core.periods import is_period
 from clearing.core.pricer import Pricer
@@ -43,12 +44,30 @@ def lines_of(handle: BinaryIO, label: str) -> Iterator[bytes]:
         yield line[:-1] if line.endswith(b"\n") else line
 
 
-def price_lines(pricer: Pricer, lines: Iterator[bytes]) -> Iterator[bytes]:
+def price_lines(pricer: Pricer, lines: Iterable[bytes]) -> Iterator[bytes]:
     """One JSON line out per line in, in input order, each carrying its 1-based `line`."""
+    process = pricer.process
+    dumps = orjson.dumps
+    newline = orjson.OPT_APPEND_NEWLINE
     for number, raw in enumerate(lines, start=1):
-        result = pricer.process(raw).model_dump(exclude_none=True)
+        result = result_json(process(raw))
         result["line"] = number
-        yield orjson.dumps(result) + b"\n"
+        yield dumps(result, option=newline)
+
+
+WRITE_LINES = 2048
+
+
+def write_lines(out: BinaryIO, chunks: Iterable[bytes]) -> None:
+    """The chunks written a few thousand at a time: one write per block, not per line."""
+    block: list[bytes] = []
+    for chunk in chunks:
+        block.append(chunk)
+        if len(block) == WRITE_LINES:
+            out.write(b"".join(block))
+            block.clear()
+    if block:
+        out.write(b"".join(block))
 
 
 def run_price(args: argparse.Namespace) -> int:
@@ -61,8 +80,7 @@ def run_price(args: argparse.Namespace) -> int:
     out = sys.stdout.buffer
     try:
         with open_input(args.events) as handle:
-            for chunk in price_lines(pricer, lines_of(handle, "pricing")):
-                out.write(chunk)
+            write_lines(out, price_lines(pricer, lines_of(handle, "pricing")))
     except OSError as exc:
         print(f"clearing price: {exc}", file=sys.stderr)
         return 2

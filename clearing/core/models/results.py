@@ -13,7 +13,7 @@ fields when its original does.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -158,6 +158,42 @@ AMOUNT_FIELDS = (
 TIER_FIELDS = ("critical_pay_fen", "assistance_pay_fen", "due_fen")
 
 
-def result_json(result: BaseModel) -> JSONObject:
-    """The result as the JSON object the spec prints (no null optional fields)."""
-    return result.model_dump(exclude_none=True)
+R = TypeVar("R", bound=_Result)
+_set = object.__setattr__
+_TEMPLATES: dict[type[_Result], dict[str, Any]] = {}
+
+
+def build(model: type[R], /, **given: Any) -> R:
+    """`model(**given)` for values pricing has computed, without validating them again.
+
+    The same object validation builds (every field in order, the defaults filled in, the
+    fields given as its fields set) for a third of the cost: the hot path builds one per event.
+    Only for values already of the fields' types; `tests/unit/core/test_results_fast.py`
+    checks every result of the sample bundles against validation.
+    """
+    template = _TEMPLATES.get(model)
+    if template is None:
+        template = _TEMPLATES[model] = {
+            name: info.default for name, info in model.model_fields.items()
+        }
+    result = model.__new__(model)
+    _set(result, "__dict__", {**template, **given})
+    _set(result, "__pydantic_fields_set__", set(given))
+    _set(result, "__pydantic_extra__", None)
+    _set(result, "__pydantic_private__", None)
+    return result
+
+
+def result_json(result: Result) -> JSONObject:
+    """The result as the JSON object the spec prints (no null optional fields).
+
+    Equal to `result.model_dump(exclude_none=True)`, key order included, built directly: the
+    fields are plain values, in order in the model's `__dict__`.
+    """
+    out = {name: value for name, value in result.__dict__.items() if value is not None}
+    if type(result) is Priced:
+        if result.due_fen is not None:  # with tiers the class is printed, null or not (last)
+            out["assistance_class"] = result.assistance_class
+    elif type(result) is Rejected:
+        out["reasons"] = list(result.reasons)
+    return out

@@ -21,17 +21,17 @@ import orjson
 from clearing.core.pricer import Pricer
 from clearing.core.refdata import RefData
 from clearing.ops.bundle import load_refdata
+from clearing.ops.offline import price_lines
 
 
 def price_all(refdata: RefData, lines: list[bytes]) -> float:
-    """Seconds to price every line once with a fresh book."""
+    """Seconds to price every line once with a fresh book, serialised as `clearing price`
+    does (the output is dropped)."""
     pricer = Pricer(refdata)
     gc.collect()
     start = time.perf_counter()
-    for number, raw in enumerate(lines, start=1):
-        result = pricer.process(raw).model_dump(exclude_none=True)
-        result["line"] = number
-        orjson.dumps(result)
+    for _ in price_lines(pricer, lines):
+        pass
     return time.perf_counter() - start
 
 
@@ -67,8 +67,15 @@ def run(args: argparse.Namespace) -> int:
         rates = sorted(len(lines) / seconds for seconds in rounds)
 
         start = time.perf_counter()
-        command = [sys.executable, "-m", "clearing.cli", "price", "--refdata",
-                   str(bundle / "refdata"), str(bundle / "events.jsonl")]
+        command = [
+            sys.executable,
+            "-m",
+            "clearing.cli",
+            "price",
+            "--refdata",
+            str(bundle / "refdata"),
+            str(bundle / "events.jsonl"),
+        ]
         subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
         command_seconds = time.perf_counter() - start
 
@@ -87,10 +94,14 @@ def run(args: argparse.Namespace) -> int:
     print(f"events            {figures['events']:>10,}")
     print(f"mix               {figures['mix']}")
     rate = figures["in_process_events_per_s"]
-    print(f"in-process        {rate['median']:>10,} events/s median of {args.rounds} "
-          f"(min {rate['min']:,}, max {rate['max']:,})")
-    print(f"clearing price    {figures['command_events_per_s']:>10,} events/s "
-          "(one run, start-up and I/O included)")
+    print(
+        f"in-process        {rate['median']:>10,} events/s median of {args.rounds} "
+        f"(min {rate['min']:,}, max {rate['max']:,})"
+    )
+    print(
+        f"clearing price    {figures['command_events_per_s']:>10,} events/s "
+        "(one run, start-up and I/O included)"
+    )
     print(f"target            {20000:>10,} events/s")
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
