@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from support.paths import ROOT
+from support.services import unavailable
 
 SCRIPT = ROOT / "deploy" / "postgres.sh"
 
@@ -39,7 +40,7 @@ def test_the_script_changes_no_mode_but_its_own_data_directory():
 @pytest.mark.postgres
 def test_cluster_path_modes_and_output(pg_app_role_url):
     if os.environ.get("CLEARING_PG_URL"):
-        pytest.skip("an external server: deploy/postgres.sh's cluster is not in use")
+        unavailable("an external server: deploy/postgres.sh's cluster is not in use")
     started = run("start")
     assert started.returncode == 0, started.stderr
     state = Path(started.stdout.strip()).parent
