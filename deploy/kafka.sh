@@ -408,10 +408,56 @@ format_storage() {
     fi
     rm -f "$args"
     printf '%s\n%s\n' "$SECURITY_VERSION" "$(credentials_digest)" >"$SECURITY_MARKER"
+    FORMATTED=yes
+}
+
+# The last warnings and errors of the broker's log, for a start that failed.
+log_problems() {
+    grep -E '^\[[^]]*\] (WARN|ERROR|FATAL)' "$LOGS/server.log" 2>/dev/null | tail -n 15 >&2 || true
+}
+
+# Starts the broker on the data directory as it is and waits until it accepts admin and has a
+# metadata snapshot. On failure: the broker is stopped, the reason is on stderr, status 1.
+launch() {
+    local java=$1 pid deadline
+    echo "--- start $(date -Is)" >>"$LOGS/kafka.out"
+    # setsid: the broker outlives this shell and the caller's Ctrl-C; fd 9 (the lock) stays here.
+    # shellcheck disable=SC2086,SC2046
+    setsid "$java" $HEAP_OPTS -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:+ExitOnOutOfMemoryError \
+        $(jvm_opts) -cp "$LIBS/*" kafka.Kafka "$STATE/server.properties" \
+        </dev/null >>"$LOGS/kafka.out" 2>&1 9>&- &
+    pid=$!
+    echo "$pid" >"$PIDFILE"
+    deadline=$((SECONDS + START_TIMEOUT))
+    until broker_ready 2>"$STATE/probe.err" && metadata_snapshotted; do
+        if ! running_pid >/dev/null; then
+            rm -f "$PIDFILE"
+            tail -n 30 "$LOGS/kafka.out" >&2 || true
+            log_problems
+            echo "kafka.sh: the broker exited during start-up; see $LOGS/server.log and $LOGS/kafka.out" >&2
+            return 1
+        fi
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            cat "$STATE/probe.err" >&2 || true
+            log_problems
+            if metadata_snapshotted; then
+                echo "kafka.sh: the broker (pid $pid) did not accept $ADMIN_USER on $HOST:$PORT within ${START_TIMEOUT}s; see $LOGS/server.log" >&2
+            else
+                echo "kafka.sh: the broker (pid $pid) did not accept $ADMIN_USER and write a metadata snapshot within ${START_TIMEOUT}s; see $LOGS/server.log" >&2
+            fi
+            kill -KILL "$pid" 2>/dev/null || true
+            rm -f "$PIDFILE"
+            return 1
+        fi
+        sleep 0.5
+    done
+    rm -f "$STATE/probe.err"
+    echo "kafka $KAFKA_VERSION: running (pid $pid) on $HOST:$PORT (SASL_PLAINTEXT, $SCRAM_MECHANISM);" \
+        "data: $DATA; log: $LOGS/server.log; client config: $SECRETS/$ADMIN_USER.properties"
 }
 
 cmd_start() {
-    local java pid deadline
+    local java pid
     if pid=$(running_pid); then
         echo "kafka: already running (pid $pid) on $HOST:$PORT; log: $LOGS/server.log"
         warn_if_insecure
@@ -431,37 +477,18 @@ cmd_start() {
     ensure_secrets
     write_config
     write_client_config
+    FORMATTED=no
     format_storage "$java"
-    echo "--- start $(date -Is)" >>"$LOGS/kafka.out"
-    # setsid: the broker outlives this shell and the caller's Ctrl-C; fd 9 (the lock) stays here.
-    # shellcheck disable=SC2086,SC2046
-    setsid "$java" $HEAP_OPTS -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:+ExitOnOutOfMemoryError \
-        $(jvm_opts) -cp "$LIBS/*" kafka.Kafka "$STATE/server.properties" \
-        </dev/null >>"$LOGS/kafka.out" 2>&1 9>&- &
-    pid=$!
-    echo "$pid" >"$PIDFILE"
-    deadline=$((SECONDS + START_TIMEOUT))
-    until broker_ready 2>"$STATE/probe.err"; do
-        if ! running_pid >/dev/null; then
-            rm -f "$PIDFILE"
-            tail -n 30 "$LOGS/kafka.out" >&2 || true
-            die "the broker exited during start-up; see $LOGS/server.log and $LOGS/kafka.out"
-        fi
-        if [ "$SECONDS" -ge "$deadline" ]; then
-            cat "$STATE/probe.err" >&2 || true
-            die "the broker (pid $pid) did not accept $ADMIN_USER on $HOST:$PORT within ${START_TIMEOUT}s; see $LOGS/server.log"
-        fi
-        sleep 0.3
-    done
-    rm -f "$STATE/probe.err"
-    until metadata_snapshotted; do
-        if [ "$SECONDS" -ge "$deadline" ]; then
-            die "the broker (pid $pid) wrote no metadata snapshot within ${START_TIMEOUT}s; see $LOGS/server.log"
-        fi
-        sleep 0.5
-    done
-    echo "kafka $KAFKA_VERSION: running (pid $pid) on $HOST:$PORT (SASL_PLAINTEXT, $SCRAM_MECHANISM);" \
-        "data: $DATA; log: $LOGS/server.log; client config: $SECRETS/$ADMIN_USER.properties"
+    launch "$java" && return 0
+    # A data directory left by a broker that was killed (a machine or session stopped under it)
+    # can fail to come up again; it only ever holds test and demo topics, so start afresh once.
+    [ "$FORMATTED" = no ] || die "the broker did not start on a freshly formatted data directory"
+    echo "kafka: the broker did not come up on the data it had in $DATA; removing it" \
+        "(test and demo topics only) and formatting it again" >&2
+    rm -rf "$DATA" "$STATE/cluster.id"
+    mkdir -p "$DATA"
+    format_storage "$java"
+    launch "$java" || die "the broker did not start on a freshly formatted data directory either"
 }
 
 # A broker started by the PLAINTEXT version of this script keeps running as it was.
