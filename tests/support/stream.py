@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+import re
+import time
 import urllib.request
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -32,6 +34,9 @@ from clearing.topics import Topics, ensure_topics
 
 # ---------------------------------------------------------------------------------------------
 # The offline recompute
+
+
+PRICE_ASSIGNED = re.compile(r"price stage: [1-9][0-9]* partitions assigned")
 
 
 def offline_results(refdata_dir: Path, events: Path | Sequence[bytes]) -> list[dict]:
@@ -129,6 +134,20 @@ class Pipeline:
         worker = Worker(str(number), env, log, self.log_level).start()
         self.workers[number] = worker
         return worker
+
+    def wait_ready(self, number: int, timeout: float = 180) -> None:
+        """Until worker `number` has started (faust's "Worker ready", at log level info) and
+        its price stage holds partitions: a worker stopped while still starting is another
+        case than one that joins, works and leaves."""
+        worker = self.workers[number]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = worker.log_path.read_text(errors="replace") if worker.log_path.exists() else ""
+            if "Worker ready" in text and PRICE_ASSIGNED.search(text):
+                return
+            assert worker.alive(), f"worker {number} exited while starting:\n{worker.log_tail()}"
+            time.sleep(0.5)
+        raise AssertionError(f"worker {number} not ready in {timeout:.0f} s:\n{worker.log_tail()}")
 
     def alive(self) -> bool:
         return any(w.alive() for w in self.workers.values())

@@ -132,6 +132,7 @@ def test_a_worker_joining_and_leaving_mid_run_moves_partitions_and_loses_nothing
             pipeline.collect(len(lines), until=point)
             if change == "join":
                 pipeline.start(3)
+                pipeline.wait_ready(3)
             else:
                 assert pipeline.workers[3].stop() != -9, "the leaving worker did not stop"
         pipeline.publish_lines(enumerate(lines[published:], start=published + 1))

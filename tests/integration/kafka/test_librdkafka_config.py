@@ -59,7 +59,11 @@ def province(
     def clearing(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "clearing.cli", *args],
-            env=env, capture_output=True, text=True, timeout=120, check=False,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
         )
 
     added = clearing("province", "add", PROVINCE, "--prefix", prefix, "--out", str(out))
@@ -126,7 +130,10 @@ def produce(config: dict[str, str], topic: str) -> KafkaError | None:
 def test_the_config_is_read_by_librdkafka_unchanged(province: Province) -> None:
     config = province.config
     assert set(config) == {
-        "bootstrap.servers", "security.protocol", "sasl.mechanisms", "sasl.username",
+        "bootstrap.servers",
+        "security.protocol",
+        "sasl.mechanisms",
+        "sasl.username",
         "sasl.password",
     }
     assert config["sasl.username"] == f"province-{PROVINCE}"
