@@ -76,17 +76,52 @@ class MonitorSettings:
 
 DEFAULT_SETTINGS = MonitorSettings()
 
-ItemsKey = tuple[tuple[str, int, int], ...]
-"""A settlement's items as a multiset: the sorted `(code, quantity_e4, unit_price_fen)`."""
+ItemLine = tuple[str, int, int]
+"""One billed item as rule 4 compares it: `(code, quantity_e4, unit_price_fen)`."""
+
+
+class Items:
+    """A settlement's items as a multiset of `(code, quantity_e4, unit_price_fen)`, kept in the
+    order billed and sorted only when first compared: rule 4 compares two settlements' items
+    only when their hospital, kind and date already match, so almost none is ever sorted."""
+
+    __slots__ = ("_key", "lines")
+
+    def __init__(self, lines: tuple[ItemLine, ...]) -> None:
+        self.lines = lines
+        self._key: tuple[ItemLine, ...] | None = None
+
+    @property
+    def key(self) -> tuple[ItemLine, ...]:
+        """The lines sorted: equal for equal multisets."""
+        if self._key is None:
+            self._key = tuple(sorted(self.lines))
+        return self._key
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Items):
+            return NotImplemented
+        return len(self.lines) == len(other.lines) and self.key == other.key
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+    def __repr__(self) -> str:
+        return f"Items({self.key!r})"
+
 
 _code = itemgetter("code")
 _unit_price = itemgetter("unit_price_fen")
 
 
-def items_key(s: Settlement) -> ItemsKey:
+def items_key(s: Settlement) -> Items:
     """The multiset of `(code, quantity, unit_price_fen)`, quantities as exact numbers."""
-    lines = zip(map(_code, s.items), s.quantities_e4, map(_unit_price, s.items), strict=True)
-    return tuple(sorted(lines))
+    return Items(
+        tuple(zip(map(_code, s.items), s.quantities_e4, map(_unit_price, s.items), strict=True))
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -105,7 +140,7 @@ class Seen(NamedTuple):
     admitted_on: date
     discharged: date  # the date of settled_at in UTC+08:00; a stay's end when inpatient
     diagnosis: str  # the first code
-    items: ItemsKey
+    items: Items
     period: str
     payer: str
     payee: str
