@@ -31,14 +31,13 @@ from clearing.kafka_clients import client_auth
 from clearing.ledger.store import Ledger
 from clearing.stream import reconcile
 from clearing.stream.config import StreamConfig
-from clearing.stream.consumer import PriceConsumer
-from clearing.stream.gate import Gate
+from clearing.stream.consumer import BulkConsumer
+from clearing.stream.gate import Gate, GateHandler
 from clearing.stream.handlers import (
     Message,
     PriceHandler,
     RouteHandler,
-    hold,
-    release,
+    record_of,
     retry_forever,
 )
 from clearing.stream.refdata_feed import RefdataFeed
@@ -180,7 +179,9 @@ async def follow_refdata() -> None:
     await refdata_feed.run()
 
 
-price_consumer = PriceConsumer(config, price_handler)
+price_consumer = BulkConsumer(
+    "price stage", config, price_handler, [topics.events], config.price_group, record_of
+)
 
 
 @app.task  # type: ignore[untyped-decorator]
@@ -193,36 +194,21 @@ async def price() -> None:
     await price_consumer.run()
 
 
-inbound_topics = app.topic(*topics.inbounds(), internal=False)
-gate_handler = Gate(topics)
+gate_consumer = BulkConsumer(
+    "gate",
+    config,
+    GateHandler(Gate(topics), send_many),
+    topics.inbounds(),
+    config.gate_group,
+    lambda message: message,
+)
 
 
-@app.agent(inbound_topics)
-async def gate(stream: faust.StreamT[bytes]) -> None:
+@app.task  # type: ignore[untyped-decorator]
+async def gate() -> None:
     """The 31 provinces' inbound topics -> the events topic, each event with its sender in a
-    `principal` header (`clearing.stream.gate`).
-
-    A batch's offsets are released only once the broker has acknowledged (acks=all) every
-    message it forwarded; a failure is retried, never skipped. A crash in between forwards the
-    batch again: the copies are priced as duplicates."""
-    batches = cast("faust.Stream[bytes]", stream).take_events(
-        config.batch_size, within=config.batch_within
-    )
-    async for events in batches:
-        hold(events)
-        messages = [
-            gate_handler.forward(
-                e.message.topic, e.message.offset, e.message.key, e.message.value, e.message.headers
-            )
-            for e in events
-        ]
-
-        async def attempt(messages: list[Message] = messages) -> None:
-            for future in await send_many(messages):
-                await future
-
-        await retry_forever(f"forwarding {len(messages)} inbound events", attempt)
-        release(events)
+    `principal` header (`clearing.stream.gate`), in bulk as the price stage consumes."""
+    await gate_consumer.run()
 
 
 reconcile_topic = app.topic(topics.reconcile, internal=False)

@@ -63,5 +63,10 @@ class StreamConfig:
         return f"{self.app_id}-price"
 
     @property
+    def gate_group(self) -> str:
+        """The gate's own consumer group (it consumes beneath faust's)."""
+        return f"{self.app_id}-gate"
+
+    @property
     def datadir(self) -> Path:
         return self.home / "faust" / self.app_id

@@ -1,8 +1,9 @@
-"""The price stage's consumer: the events topic in bulk, beneath faust's per-message layer.
+"""The bulk consumer of the price and gate stages, beneath faust's per-message layer.
 
 faust wraps every message in an `Event`, a task and an `asyncio.wait`: measured on two cores,
-its consumer loop alone costs more per event than pricing does. The price stage therefore reads
-the events topic with the aiokafka consumer directly: `getmany` returns what has arrived, at
+its consumer loop alone costs more per event than pricing does. The price stage (the events
+topic) and the gate (the 31 inbound topics) therefore read with the aiokafka consumer directly,
+each in a consumer group of its own: `getmany` returns what has arrived, at
 most `batch_size` records, waiting at most `batch_within` only when nothing has; so a batch is
 small at a low rate (latency) and large under load (throughput), with no fixed wait per batch.
 
@@ -18,15 +19,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Generic, Protocol, TypeVar
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.structs import OffsetAndMetadata
+from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
 from clearing.kafka_clients import aiokafka_auth
-from clearing.stream.batch import Record
 from clearing.stream.config import StreamConfig
-from clearing.stream.handlers import PriceHandler, record_of
 
 log = logging.getLogger(__name__)
 
@@ -35,22 +35,58 @@ log = logging.getLogger(__name__)
 COMMIT_TIMEOUT = 10.0
 
 
-class PriceConsumer:
-    """Feeds the price handler batches of the events topic; commits what it has settled."""
+class Positioned(Protocol):
+    """What a commit needs of a consumed record."""
 
-    def __init__(self, config: StreamConfig, handler: PriceHandler) -> None:
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+
+
+T = TypeVar("T", bound=Positioned)
+T_in = TypeVar("T_in", bound=Positioned, contravariant=True)
+Commit = Callable[[Sequence[Positioned]], Awaitable[None]]
+
+
+class BatchHandler(Protocol[T_in]):
+    """A stage fed in batches: it calls `commit` once a batch is settled."""
+
+    async def handle(self, records: Sequence[T_in], commit: Commit) -> None: ...
+    async def drain(self) -> None: ...
+    async def owned(self, partitions: Sequence[tuple[str, int]], owns: bool) -> None: ...
+
+
+class BulkConsumer(Generic[T]):
+    """Feeds a stage's handler batches of its topics; commits what the handler has settled."""
+
+    def __init__(
+        self,
+        name: str,
+        config: StreamConfig,
+        handler: BatchHandler[T],
+        topics: Sequence[str],
+        group: str,
+        convert: Callable[[ConsumerRecord[bytes, bytes]], T],
+    ) -> None:
+        self.name = name
         self.config = config
         self.handler = handler
+        self.topics = list(topics)
+        self.group = group
+        self.convert = convert
         self.lock = asyncio.Lock()
         self.consumer: AIOKafkaConsumer | None = None
 
     def make_consumer(self) -> AIOKafkaConsumer:
         config = self.config
-        member = f"{config.app_id}-{config.worker_id}" if config.worker_id else None
+        member = f"{self.group}-{config.worker_id}" if config.worker_id else None
         return AIOKafkaConsumer(
             bootstrap_servers=config.bootstrap,
-            client_id=f"{config.price_group}-{config.worker_id or 'worker'}",
-            group_id=config.price_group,
+            client_id=f"{self.group}-{config.worker_id or 'worker'}",
+            group_id=self.group,
             group_instance_id=member,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -66,7 +102,7 @@ class PriceConsumer:
         consumer = self.consumer = self.make_consumer()
         await consumer.start()
         try:
-            consumer.subscribe([self.config.topics.events], listener=_Listener(self))
+            consumer.subscribe(self.topics, listener=_Listener(self))
             timeout_ms = max(1, int(self.config.batch_within * 1000))
             while True:
                 batches = await consumer.getmany(
@@ -78,7 +114,7 @@ class PriceConsumer:
                     # A rebalance may have taken a partition since these were fetched.
                     owned = consumer.assignment()
                     records = [
-                        record_of(message)
+                        self.convert(message)
                         for tp, messages in batches.items()
                         if tp in owned
                         for message in messages
@@ -90,7 +126,7 @@ class PriceConsumer:
             with contextlib.suppress(Exception):
                 await consumer.stop()
 
-    async def commit(self, records: Sequence[Record]) -> None:
+    async def commit(self, records: Sequence[Positioned]) -> None:
         """Commits the position after each partition's last record, if still owned. A failed
         commit is logged and left: the next commit covers it, or the next owner replays."""
         consumer = self.consumer
@@ -120,13 +156,13 @@ class PriceConsumer:
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, stage: PriceConsumer) -> None:
+    def __init__(self, stage: BulkConsumer[Any]) -> None:
         self.stage = stage
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        log.info("price stage: %d partitions revoked", len(revoked))
+        log.info("%s: %d partitions revoked", self.stage.name, len(revoked))
         await self.stage.revoked(revoked)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        log.info("price stage: %d partitions assigned", len(assigned))
+        log.info("%s: %d partitions assigned", self.stage.name, len(assigned))
         await self.stage.assigned(assigned)

@@ -12,14 +12,18 @@ the price stage checks the principal against `authority.md`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TypeAlias
 
 from aiokafka.partitioner import murmur2
+from aiokafka.structs import ConsumerRecord
 
 from clearing.core.authority import province
 from clearing.core.keys import person_key
 from clearing.core.provinces import PROVINCES
-from clearing.stream.handlers import Message
+from clearing.stream.consumer import Commit
+from clearing.stream.handlers import Message, SendMany, retry_forever
 from clearing.topics import EVENTS_PARTITIONS, Topics
 
 KEPT_HEADERS = frozenset({"line", "run"})
@@ -56,3 +60,35 @@ class Gate:
         out_headers = [(k, v) for k, v in pairs if k in KEPT_HEADERS]
         out_headers.append(("principal", province(code).header.encode()))
         return (self.events, partition_of(out_key), out_key, raw, out_headers)
+
+
+Inbound: TypeAlias = "ConsumerRecord[bytes, bytes]"
+
+
+@dataclass
+class GateHandler:
+    """The gate stage fed in batches by the bulk consumer. A batch is committed only once the
+    broker has acknowledged (acks=all) every message it forwarded; a failure is retried, never
+    skipped. A crash in between forwards the batch again: the copies are priced as
+    duplicates."""
+
+    gate: Gate
+    send_many: SendMany
+
+    async def handle(self, records: Sequence[Inbound], commit: Commit) -> None:
+        messages = [
+            self.gate.forward(r.topic, r.offset, r.key, r.value, r.headers) for r in records
+        ]
+
+        async def attempt() -> None:
+            for future in await self.send_many(messages):
+                await future
+
+        await retry_forever(f"forwarding {len(messages)} inbound events", attempt)
+        await commit(records)
+
+    async def drain(self) -> None:
+        """Nothing is in flight between two batches: `handle` returns once committed."""
+
+    async def owned(self, partitions: Sequence[tuple[str, int]], owns: bool) -> None:
+        """The gate keeps no state by partition."""
