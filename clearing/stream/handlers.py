@@ -35,7 +35,6 @@ from clearing.topics import Topics
 
 if TYPE_CHECKING:
     from aiokafka import ConsumerRecord
-    from faust.types import EventT
 
 log = logging.getLogger(__name__)
 
@@ -125,24 +124,6 @@ async def retry_forever(what: str, attempt: Callable[[], Awaitable[None]]) -> No
             log.exception("%s failed; retrying in %.1fs", what, delay)
         await asyncio.sleep(delay)
         delay = min(delay * 2, 10.0)
-
-
-def hold(events: Sequence[EventT[bytes]]) -> None:
-    """One more reference on each message of a faust agent's batch (the gate's), so faust
-    cannot commit its offset on its own.
-
-    `take_events` acks a batch when the agent asks for the next one, and also when the agent is
-    cancelled mid-batch (worker shutdown). The extra reference is dropped by `release` only
-    after everything the batch produced is acknowledged by the broker; a batch interrupted
-    before that stays uncommitted and is consumed again.
-    """
-    for event in events:
-        event.message.incref()
-
-
-def release(events: Sequence[EventT[bytes]]) -> None:
-    for event in events:
-        event.ack()
 
 
 @dataclass
