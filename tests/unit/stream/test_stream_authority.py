@@ -3,6 +3,7 @@ the `principal` header, and where a NOT_AUTHORIZED result is delivered."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import orjson
@@ -16,7 +17,7 @@ from clearing.ops.publish import event_key
 from clearing.store import schema
 from clearing.stream import ledger_link
 from clearing.stream.batch import BatchProcessor, Record
-from clearing.stream.gate import Gate
+from clearing.stream.gate import Gate, GateHandler
 from clearing.stream.results import recipients, spec_view
 from clearing.topics import EVENTS_PARTITIONS, PROVINCES, Topics
 
@@ -90,6 +91,50 @@ def test_the_gate_lets_bytes_that_are_no_event_through_for_the_price_stage_to_de
     )
     with pytest.raises(ValueError, match="no province's inbound topic"):
         gate.forward("t.events", 0, None, body_of_nothing(), None)
+
+
+def test_the_gate_commits_a_batch_only_after_every_forwarded_message_is_acknowledged(monkeypatch):
+    """The first send fails: nothing is committed, the batch is sent again, then committed."""
+    monkeypatch.setattr(asyncio, "sleep", _no_wait)
+    inbound = [
+        _Inbound("t.inbound.110000", 0, 5, None, raw(settlement("S1")), [("principal", b"x")]),
+        _Inbound("t.inbound.110000", 0, 6, None, b"\xff", []),
+    ]
+    sent: list[list] = []
+    committed: list[list] = []
+
+    async def send_many(messages):
+        sent.append(list(messages))
+        loop = asyncio.get_running_loop()
+        acks = []
+        for _ in messages:
+            ack = loop.create_future()
+            if len(sent) == 1:
+                ack.set_exception(OSError("broker away"))
+            else:
+                ack.set_result(None)
+            acks.append(ack)
+        return acks
+
+    async def commit(records):
+        assert len(sent) == 2, "committed before the broker acknowledged"
+        committed.append(list(records))
+
+    asyncio.run(GateHandler(Gate(TOPICS), send_many).handle(inbound, commit))
+
+    assert committed == [inbound]
+    assert sent[0] == sent[1] and len(sent[1]) == 2
+    assert all(headers == [("principal", b"province:110000")] for *_, headers in sent[1])
+
+
+class _Inbound:
+    def __init__(self, topic, partition, offset, key, value, headers):
+        self.topic, self.partition, self.offset = topic, partition, offset
+        self.key, self.value, self.headers = key, value, headers
+
+
+async def _no_wait(_seconds: float) -> None:
+    return None
 
 
 def body_of_nothing() -> bytes:
