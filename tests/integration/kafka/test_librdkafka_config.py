@@ -1,6 +1,6 @@
 """The client config `clearing province add` writes is one librdkafka takes as it is (the file
 kcat reads with `-F`): its `key=value` lines go to confluent-kafka's Consumer and Producer
-unchanged, and with them province 110000 reads its own feed and writes its own inbound topic,
+unchanged, and with them province 650000 reads its own feed and writes its own inbound topic,
 and the broker refuses it everything else. So a bureau's node can use any librdkafka client."""
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from clearing.topics import Topics, delete_topics
 
 pytestmark = pytest.mark.kafka
 
-PROVINCE = "110000"
+# Not the province test_kafka_security adds: each test owns its principal's ACLs.
+PROVINCE = "650000"
 
 
 def kcat_config(path: Path) -> dict[str, str]:
@@ -47,7 +48,7 @@ class Province(NamedTuple):
 def province(
     kafka_broker: KafkaBroker, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Province]:
-    """Province 110000 added on a prefix of its own, its feed and 120000's holding a record."""
+    """Province 650000 added on a prefix of its own, its feed and 120000's holding a record."""
     if kafka_broker.auth is None:
         unavailable(f"the {kafka_broker.kind} Kafka broker takes anonymous clients")
     bootstrap, admin_auth = kafka_broker.bootstrap, kafka_broker.auth
@@ -75,8 +76,9 @@ def province(
     try:
         yield Province(topics, kcat_config(out))
     finally:
-        clearing("province", "revoke", PROVINCE, "--prefix", prefix)
+        revoked = clearing("province", "revoke", PROVINCE, "--prefix", prefix)
         delete_topics(bootstrap, prefix, admin_auth)
+    assert revoked.returncode == 0, revoked.stderr
 
 
 def admin_config(bootstrap: str, auth: KafkaAuth) -> dict[str, str]:
@@ -121,7 +123,7 @@ def produce(config: dict[str, str], topic: str) -> KafkaError | None:
     """The delivery report's error for one record (None: the broker acknowledged it)."""
     outcome: list[KafkaError | None] = []
     producer = Producer({**config, "message.timeout.ms": 10000, "acks": "all"})
-    producer.produce(topic, b"from 110000", on_delivery=lambda err, _msg: outcome.append(err))
+    producer.produce(topic, b"from 650000", on_delivery=lambda err, _msg: outcome.append(err))
     producer.flush(20)
     assert outcome, "no delivery report"
     return outcome[0]
