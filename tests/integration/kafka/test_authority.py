@@ -13,9 +13,6 @@ provinces logged in with the configs `clearing province add` writes, and the sub
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -25,6 +22,7 @@ import orjson
 import pytest
 from fixtures.api import SyncApiClient
 from support.builders import CATALOG, POLICY, raw, reversal, settlement
+from support.cli import clearing
 from support.stream import Pipeline
 
 from clearing.api.app import standalone
@@ -50,14 +48,6 @@ class Stand:
     api: SyncApiClient
     tokens: dict[str, str]
     provinces: dict[str, KafkaAuth]
-
-
-def clearing(*args: str, bootstrap: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "KAFKA_BOOTSTRAP": bootstrap, "PYTHONWARNINGS": "ignore"}
-    return subprocess.run(
-        [sys.executable, "-m", "clearing.cli", *args],
-        env=env, capture_output=True, text=True, timeout=120, check=False,
-    )
 
 
 def province_producer(stand: Stand, code: str) -> KafkaProducer:

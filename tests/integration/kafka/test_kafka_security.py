@@ -7,10 +7,7 @@ after a restart. Without a secured broker (a PLAINTEXT one: no admin login) the 
 
 from __future__ import annotations
 
-import os
 import stat
-import subprocess
-import sys
 import time
 import uuid
 import warnings
@@ -19,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from fixtures.kafka import KafkaBroker
+from support.cli import clearing
 from support.services import unavailable
 
 from clearing import kafka_acl as acl
@@ -46,18 +44,6 @@ def prefix(secured: tuple[str, KafkaAuth]) -> Iterator[str]:
     name = f"authz-{uuid.uuid4().hex[:8]}"
     yield name
     delete_topics(secured[0], name, secured[1])
-
-
-def clearing(*args: str, bootstrap: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "KAFKA_BOOTSTRAP": bootstrap, "PYTHONWARNINGS": "ignore"}
-    return subprocess.run(
-        [sys.executable, "-m", "clearing.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def read_one(bootstrap: str, login: KafkaAuth, topic: str, group: str) -> list[bytes]:

@@ -5,9 +5,6 @@ and the broker refuses it everything else. So a bureau's node can use any librdk
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +13,7 @@ from typing import NamedTuple
 import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from fixtures.kafka import KafkaBroker
+from support.cli import clearing
 from support.services import unavailable
 
 from clearing.kafka_auth import KafkaAuth
@@ -55,19 +53,9 @@ def province(
     prefix = f"rdk-{uuid.uuid4().hex[:8]}"
     topics = Topics(prefix)
     out = tmp_path_factory.mktemp("rdk") / f"{PROVINCE}.properties"
-    env = {**os.environ, "KAFKA_BOOTSTRAP": bootstrap, "PYTHONWARNINGS": "ignore"}
-
-    def clearing(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "clearing.cli", *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-
-    added = clearing("province", "add", PROVINCE, "--prefix", prefix, "--out", str(out))
+    added = clearing(
+        "province", "add", PROVINCE, "--prefix", prefix, "--out", str(out), bootstrap=bootstrap
+    )
     assert added.returncode == 0, added.stderr
     admin_producer = Producer(admin_config(bootstrap, admin_auth))
     for code in (PROVINCE, "120000"):
@@ -76,7 +64,7 @@ def province(
     try:
         yield Province(topics, kcat_config(out))
     finally:
-        revoked = clearing("province", "revoke", PROVINCE, "--prefix", prefix)
+        revoked = clearing("province", "revoke", PROVINCE, "--prefix", prefix, bootstrap=bootstrap)
         delete_topics(bootstrap, prefix, admin_auth)
     assert revoked.returncode == 0, revoked.stderr
 
