@@ -48,6 +48,7 @@ class Positioned(Protocol):
 
 T = TypeVar("T", bound=Positioned)
 T_in = TypeVar("T_in", bound=Positioned, contravariant=True)
+# Commits the offsets of a batch's records (called once they are stored and acknowledged).
 Commit = Callable[[Sequence[Positioned]], Awaitable[None]]
 
 

@@ -29,6 +29,7 @@ from clearing.core.provinces import PROVINCES
 from clearing.store.monitor import flag_provinces
 from clearing.stream import ledger_link
 from clearing.stream.batch import BatchOutput, BatchProcessor, Emit, Record, invalid_emit
+from clearing.stream.consumer import Commit
 from clearing.stream.refdata_feed import RefdataFeed
 from clearing.stream.results import recipients
 from clearing.topics import Topics
@@ -42,8 +43,6 @@ log = logging.getLogger(__name__)
 Message = tuple[str, int, bytes | None, bytes, list[tuple[str, bytes]] | None]
 # Messages -> futures resolved when the broker has acknowledged them (in order per partition).
 SendMany = Callable[[Sequence[Message]], Awaitable[list[Awaitable[Any]]]]
-# Commits the offsets of a batch's records (called once they are stored and acknowledged).
-Commit = Callable[[Sequence[Record]], Awaitable[None]]
 
 UNAVAILABLE = (OperationalError, InterfaceError, ConnectionError, TimeoutError)
 
