@@ -182,21 +182,19 @@ def main(argv: list[str] | None = None) -> int:
         web_port=args.web_port,
         keep_workers=args.serve,
     )
-    with stopping_on_signals():
-        try:
+    try:
+        with stopping_on_signals():
             summary = run(config)
-        except (ClearingError, OSError) as exc:
-            print(f"demo: failed: {exc}", file=sys.stderr)
-            return 1
-        except (Stopped, KeyboardInterrupt) as exc:
-            print(f"demo: {exc or 'interrupted'}; every worker stopped", file=sys.stderr)
-            return exc.exit_status if isinstance(exc, Stopped) else 130
-        try:
-            report(args, bundle, summary)
-        except (Stopped, KeyboardInterrupt):
-            pass
-        finally:
-            stop_workers(summary.workers)
+            try:
+                report(args, bundle, summary)
+            finally:
+                stop_workers(summary.workers)
+    except (ClearingError, OSError) as exc:
+        print(f"demo: failed: {exc}", file=sys.stderr)
+        return 1
+    except (Stopped, KeyboardInterrupt) as exc:
+        print(f"demo: {exc or 'interrupted'}; every worker stopped", file=sys.stderr)
+        return exc.exit_status if isinstance(exc, Stopped) else 130
     return 0
 
 

@@ -11,14 +11,20 @@ import sys
 import time
 import uuid
 from collections.abc import Iterable, Iterator
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
+
+from kafka.errors import KafkaError
 
 from clearing.core.errors import UnavailableError
 from clearing.core.keys import person_key
 from clearing.kafka_clients import producer
 from clearing.ops.bundle import event_lines, read_documents
 from clearing.topics import Topics, refdata_key
+
+# How long a producer closed while unwinding may take to send what is still buffered.
+UNWIND_CLOSE_SECONDS = 5.0
 
 
 def new_run_id() -> str:
@@ -93,8 +99,14 @@ def publish(
                 ).add_errback(failures)
                 events = number
             kafka.flush()
-    finally:
-        kafka.close()
+    except BaseException:
+        # Unwinding (a signal, an error): what is still buffered is not waited for. A send cut
+        # short half-way can leave a batch that never completes, and close() would wait for it
+        # for ever; the sender thread is a daemon, so nothing is kept waiting on it.
+        with suppress(KafkaError):
+            kafka.close(timeout=UNWIND_CLOSE_SECONDS)
+        raise
+    kafka.close()
     if failures.count:
         raise UnavailableError(f"{failures.count} messages not acknowledged: {failures.first!r}")
     return Published(run_id, refdata, events, time.perf_counter() - started)

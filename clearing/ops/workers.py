@@ -77,28 +77,69 @@ class Stopped(BaseException):
         return 128 + self.signum
 
 
+# How long the way out of `stopping_on_signals` may take after a signal before the watchdog
+# stops the workers itself (as gracefully as `stop_workers` does) and ends the process.
+UNWIND_DEADLINE_SECONDS = 15.0
+
+
 @contextmanager
-def stopping_on_signals(signals: Iterable[int] = (signal.SIGTERM, signal.SIGHUP)) -> Iterator[None]:
-    """Within it, the first of `signals` raises `Stopped` (SIGINT raises KeyboardInterrupt as
+def stopping_on_signals(
+    signals: Iterable[int] = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT),
+    deadline: float = UNWIND_DEADLINE_SECONDS,
+) -> Iterator[None]:
+    """Within it, the first of `signals` raises `Stopped` (SIGINT: KeyboardInterrupt, as
     always); later ones are ignored, so that they cannot interrupt the stopping itself. Only
-    in the main thread (elsewhere a no-op: signals reach the main thread only)."""
+    in the main thread (elsewhere a no-op: signals reach the main thread only).
+
+    The exception is raised at whatever line the main thread was on, and a library may swallow
+    it there (kafka-python's event loop catches whatever a task raises) or be left waiting for
+    ever (a client that was connecting never finishes). So a stop is never lost: a block left
+    without an exception after a signal raises it again on the way out (catch it outside the
+    block), and a signal starts a watchdog: if the block has not been left `deadline` seconds
+    later, the watchdog stops every worker still running and ends the process with the
+    signal's exit status."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    fired = False
+    fired: int | None = None
+    left = threading.Event()
 
     def handler(signum: int, _frame: FrameType | None) -> None:
         nonlocal fired
-        if not fired:
-            fired = True
-            raise Stopped(signum)
+        if fired is None:
+            fired = signum
+            threading.Thread(
+                target=_exit_unless_left, args=(left, deadline, signum), daemon=True,
+                name="unwind-deadline",
+            ).start()
+            raise _stop_exception(signum)
 
     previous = {signum: signal.signal(signum, handler) for signum in signals}
     try:
         yield
     finally:
+        left.set()
         for signum, old in previous.items():
             signal.signal(signum, old)
+    if fired is not None:
+        raise _stop_exception(fired)
+
+
+def _stop_exception(signum: int) -> BaseException:
+    return KeyboardInterrupt() if signum == signal.SIGINT else Stopped(signum)
+
+
+def _exit_unless_left(left: threading.Event, deadline: float, signum: int) -> None:
+    if left.wait(deadline):
+        return
+    stop_workers(list(_running))
+    name = signal.Signals(signum).name
+    print(
+        f"{Path(sys.argv[0]).name}: stopped by {name}, still unwinding after {deadline:.0f}s; "
+        "every worker stopped; exiting",
+        file=sys.stderr, flush=True,
+    )
+    os._exit(128 + signum)
 
 
 # Every worker started and not yet stopped, stopped at exit whatever the way out.
@@ -180,7 +221,7 @@ class Worker:
                 self._signal_group(signal.SIGKILL)
                 self.process.wait()
         self._signal_group(signal.SIGKILL)
-        if self in _running:
+        with suppress(ValueError):  # another thread may have stopped it at the same time
             _running.remove(self)
         return self.process.returncode
 
