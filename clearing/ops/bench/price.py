@@ -23,6 +23,10 @@ from clearing.core.refdata import RefData
 from clearing.ops.bundle import load_refdata
 from clearing.ops.offline import price_lines
 
+# The hot-path issue's targets on the 2-core machine.
+TARGET_IN_PROCESS = 40_000
+TARGET_COMMAND = 25_000
+
 
 def price_all(refdata: RefData, lines: list[bytes]) -> float:
     """Seconds to price every line once with a fresh book, serialised as `clearing price`
@@ -89,7 +93,8 @@ def run(args: argparse.Namespace) -> int:
             "max": round(rates[-1]),
         },
         "command_events_per_s": round(len(lines) / command_seconds),
-        "target_events_per_s": 20000,
+        "target_in_process_events_per_s": TARGET_IN_PROCESS,
+        "target_command_events_per_s": TARGET_COMMAND,
     }
     print(f"events            {figures['events']:>10,}")
     print(f"mix               {figures['mix']}")
@@ -102,7 +107,10 @@ def run(args: argparse.Namespace) -> int:
         f"clearing price    {figures['command_events_per_s']:>10,} events/s "
         "(one run, start-up and I/O included)"
     )
-    print(f"target            {20000:>10,} events/s")
+    print(
+        f"targets           {TARGET_IN_PROCESS:>10,} events/s in-process, "
+        f"{TARGET_COMMAND:,} for the whole command"
+    )
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
     return 0
