@@ -2,8 +2,9 @@
 
 No worker outlives the process that started it: each runs in its own process group (a
 terminal's Ctrl-C reaches only the parent, which stops them cleanly), `stop` signals the whole
-group, `stopping_on_signals` turns SIGTERM and SIGHUP into `Stopped` so the parent unwinds
-through its `finally` blocks, every worker still running at exit is stopped (`atexit`), and a
+group, `stopping_on_signals` turns SIGTERM and SIGHUP into `Stopped` (SIGINT into
+KeyboardInterrupt) so the parent unwinds through its `finally` blocks, and ends it at a deadline
+if that hangs, every worker still running at exit is stopped (`atexit`), and a
 worker learns its parent's pid (CLEARING_PARENT_PID) and asks the kernel for SIGTERM when that
 parent dies, SIGKILL included (`clearing.worker.follow_parent`).
 """
