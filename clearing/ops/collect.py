@@ -78,12 +78,15 @@ def collect(
     stall_timeout: float = 120.0,
     alive: Callable[[], bool] = lambda: True,
     progress: Callable[[int], object] | None = None,
+    check: Callable[[], None] = lambda: None,
 ) -> RunResults:
-    """Consumes `topic` until the run has a result for every line."""
+    """Consumes `topic` until the run has a result for every line. `check` is called at every
+    turn and may raise to end it (a stop the client swallowed)."""
     reader = consumer(bootstrap, topic)
     try:
         last = time.monotonic()
         while not run.complete:
+            check()
             before = len(run.by_line)
             for batch in reader.poll(timeout_ms=200).values():
                 for record in batch:

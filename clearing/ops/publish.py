@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +25,8 @@ from clearing.topics import Topics, refdata_key
 
 # How long a producer closed while unwinding may take to send what is still buffered.
 UNWIND_CLOSE_SECONDS = 5.0
+# How many events are published between two calls of `check`.
+CHECK_EVERY = 1000
 
 
 def new_run_id() -> str:
@@ -68,8 +70,11 @@ def publish(
     events_path: Path | None,
     run_id: str | None = None,
     progress: bool | None = None,
+    check: Callable[[], None] = lambda: None,
 ) -> Published:
-    """Publishes refdata (flushed first, so workers see it before any event) then the events."""
+    """Publishes refdata (flushed first, so workers see it before any event) then the events.
+    `check` is called every `CHECK_EVERY` events and may raise to end it (a stop the client
+    swallowed)."""
     run_id = run_id or new_run_id()
     started = time.perf_counter()
     failures = _Failures()
@@ -91,6 +96,8 @@ def publish(
 
                 lines = tqdm(lines, desc="publishing", unit=" events", unit_scale=True)
             for number, raw in enumerate(lines, start=1):
+                if number % CHECK_EVERY == 0:
+                    check()
                 kafka.send(
                     topics.events,
                     key=event_key(raw, number),

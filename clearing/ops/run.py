@@ -27,7 +27,14 @@ from clearing.ledger.store import Ledger
 from clearing.ops.bundle import event_lines
 from clearing.ops.collect import RunResults, collect
 from clearing.ops.publish import new_run_id, publish
-from clearing.ops.workers import Stopped, Worker, start_workers, stop_workers, stopping_on_signals
+from clearing.ops.workers import (
+    Stopped,
+    Worker,
+    raise_if_stopped,
+    start_workers,
+    stop_workers,
+    stopping_on_signals,
+)
 from clearing.store.db import open_engine
 from clearing.stream.config import clearing_home
 from clearing.stream.results import spec_view
@@ -133,7 +140,9 @@ def run(config: RunConfig) -> RunSummary:
     )
     try:
         started = time.perf_counter()
-        published = publish(bootstrap, topics, None, config.events, run_id=run_id)
+        published = publish(
+            bootstrap, topics, None, config.events, run_id=run_id, check=raise_if_stopped
+        )
         say(f"published {published.events} events in {published.seconds:.1f}s")
         results = wait_for_results(bootstrap, topics, run_id, expected, workers, config)
         seconds = time.perf_counter() - started
@@ -193,6 +202,7 @@ def wait_for_results(
             stall_timeout=config.stall_timeout,
             alive=lambda: any(w.alive() for w in workers),
             progress=progress,
+            check=raise_if_stopped,
         )
     finally:
         if bar is not None:

@@ -96,9 +96,10 @@ def stopping_on_signals(
     it there (kafka-python's event loop catches whatever a task raises) or be left waiting for
     ever (a client that was connecting never finishes). So a stop is never lost: a block left
     without an exception after a signal raises it again on the way out (catch it outside the
-    block), and a signal starts a watchdog: if the block has not been left `deadline` seconds
-    later, the watchdog stops every worker still running and ends the process with the
-    signal's exit status."""
+    block), long loops within it raise it again at once (`raise_if_stopped`), and a signal
+    starts a watchdog: if the block has not been left `deadline` seconds later, the watchdog
+    stops every worker still running and ends the process with the signal's exit status."""
+    global _stop_signal
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -107,23 +108,38 @@ def stopping_on_signals(
 
     def handler(signum: int, _frame: FrameType | None) -> None:
         nonlocal fired
+        global _stop_signal
         if fired is None:
-            fired = signum
+            fired = _stop_signal = signum
             threading.Thread(
                 target=_exit_unless_left, args=(left, deadline, signum), daemon=True,
                 name="unwind-deadline",
             ).start()
             raise _stop_exception(signum)
 
+    outer = _stop_signal
     previous = {signum: signal.signal(signum, handler) for signum in signals}
     try:
         yield
     finally:
         left.set()
+        _stop_signal = outer
         for signum, old in previous.items():
             signal.signal(signum, old)
     if fired is not None:
         raise _stop_exception(fired)
+
+
+# The signal that stopped the innermost `stopping_on_signals` block, while in it.
+_stop_signal: int | None = None
+
+
+def raise_if_stopped() -> None:
+    """For loops on the main thread that call into a client library: raises the stop of the
+    enclosing `stopping_on_signals` block if a signal came (the library may have swallowed
+    it), so that the stop takes effect at the next turn of the loop."""
+    if _stop_signal is not None:
+        raise _stop_exception(_stop_signal)
 
 
 def _stop_exception(signum: int) -> BaseException:

@@ -65,6 +65,29 @@ SWALLOWED = """
         print("stopped", flush=True)
 """
 
+# The same library called in a loop that checks for a stop at every turn, as `clearing run`'s
+# publishing and collecting do: the stop ends the loop at once, not when the work is done.
+CHECKED_LOOP = """
+    import time
+    from clearing.ops import workers
+
+    print(0, flush=True)
+    started = time.monotonic()
+    try:
+        with workers.stopping_on_signals(deadline=60):
+            while time.monotonic() - started < 60:
+                try:
+                    time.sleep(0.05)
+                except BaseException:
+                    pass
+                workers.raise_if_stopped()
+            print("went on to the end", flush=True)
+    except (workers.Stopped, KeyboardInterrupt):
+        print(f"stopped after {time.monotonic() - started:.1f}s", flush=True)
+    workers.raise_if_stopped()
+    print("outside the block no stop is pending", flush=True)
+"""
+
 
 def run_and_stop(
     script: str, deadline: float, signum: int
@@ -127,3 +150,14 @@ def test_a_stop_a_library_swallowed_is_raised_again_on_the_way_out(signum):
     out, err = process.communicate(timeout=30)
     assert process.returncode == 0, err
     assert out.splitlines() == ["went on", "stopped"]
+
+
+@SIGNALS
+def test_a_checked_loop_ends_at_its_next_turn_when_a_library_swallowed_the_stop(signum):
+    process, _ = run_and_stop(CHECKED_LOOP, 60.0, signum)
+    out, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err
+    stopped, outside = out.splitlines()
+    assert stopped.startswith("stopped after ")
+    assert float(stopped.removeprefix("stopped after ").removesuffix("s")) < 5
+    assert outside == "outside the block no stop is pending"
