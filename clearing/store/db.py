@@ -21,6 +21,8 @@ neither drop nor disable the triggers that keep the ledger append-only.
 from __future__ import annotations
 
 import functools
+import sqlite3
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -99,6 +101,37 @@ def _in_memory(url: str) -> bool:
     return parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:")
 
 
+# How long a new connection retries switching a database to WAL while another holds it.
+WAL_SWITCH_SECONDS = 60.0
+
+
+def sqlite_pragmas(
+    dbapi_connection: Any, foreign_keys: str, patience: float = WAL_SWITCH_SECONDS
+) -> None:
+    """A new SQLite connection's settings. Switching a fresh database to WAL needs it to
+    itself, and SQLite may answer "database is locked" at once, without its busy handler,
+    while another process is creating or converting the same file (workers starting together
+    on a new ledger): the switch is retried until `patience` runs out."""
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA busy_timeout=60000")
+        deadline = time.monotonic() + patience
+        delay = 0.01
+        while True:
+            try:
+                cursor.execute("PRAGMA journal_mode=WAL")
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute(f"PRAGMA foreign_keys={foreign_keys}")
+    finally:
+        cursor.close()
+
+
 def make_engine(
     url: str | None = None,
     *,
@@ -122,12 +155,7 @@ def make_engine(
 
     @event.listens_for(engine, "connect")
     def _pragmas(dbapi_connection: Any, _record: Any) -> None:
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA busy_timeout=60000")
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=FULL")
-        cursor.execute(f"PRAGMA foreign_keys={enforce}")
-        cursor.close()
+        sqlite_pragmas(dbapi_connection, enforce)
 
     begin = "EXCLUSIVE" if exclusive else "IMMEDIATE" if begin_immediate else None
     if begin is not None:
