@@ -136,28 +136,27 @@ def test_a_way_out_that_hangs_ends_at_the_deadline_with_no_worker_left(signum):
     assert not alive(child), "the worker outlived the process that started it"
 
 
-@SIGNALS
-def test_a_quick_way_out_is_not_cut_short_later(signum):
-    process, _ = run_and_stop(QUICK, 1.0, signum)
+def lines_after_a_stop(script: str, deadline: float, signum: int) -> list[str]:
+    """The output lines of a script that catches its stop and ends normally (exit status 0)."""
+    process, _ = run_and_stop(script, deadline, signum)
     out, err = process.communicate(timeout=30)
     assert process.returncode == 0, err
-    assert out.splitlines() == ["stopped", "still here"]
+    return out.splitlines()
+
+
+@SIGNALS
+def test_a_quick_way_out_is_not_cut_short_later(signum):
+    assert lines_after_a_stop(QUICK, 1.0, signum) == ["stopped", "still here"]
 
 
 @SIGNALS
 def test_a_stop_a_library_swallowed_is_raised_again_on_the_way_out(signum):
-    process, _ = run_and_stop(SWALLOWED, 60.0, signum)
-    out, err = process.communicate(timeout=30)
-    assert process.returncode == 0, err
-    assert out.splitlines() == ["went on", "stopped"]
+    assert lines_after_a_stop(SWALLOWED, 60.0, signum) == ["went on", "stopped"]
 
 
 @SIGNALS
 def test_a_checked_loop_ends_at_its_next_turn_when_a_library_swallowed_the_stop(signum):
-    process, _ = run_and_stop(CHECKED_LOOP, 60.0, signum)
-    out, err = process.communicate(timeout=30)
-    assert process.returncode == 0, err
-    stopped, outside = out.splitlines()
+    stopped, outside = lines_after_a_stop(CHECKED_LOOP, 60.0, signum)
     assert stopped.startswith("stopped after ")
     assert float(stopped.removeprefix("stopped after ").removesuffix("s")) < 5
     assert outside == "outside the block no stop is pending"
