@@ -41,6 +41,7 @@ from datetime import date
 from operator import itemgetter
 from typing import NamedTuple, Protocol
 
+import orjson
 from typing_extensions import TypedDict
 
 from clearing.core.models.events import Event, Reversal, Settlement
@@ -81,15 +82,29 @@ ItemLine = tuple[str, int, int]
 
 
 class Items:
-    """A settlement's items as a multiset of `(code, quantity_e4, unit_price_fen)`, kept in the
-    order billed and sorted only when first compared: rule 4 compares two settlements' items
-    only when their hospital, kind and date already match, so almost none is ever sorted."""
+    """A settlement's items as a multiset of `(code, quantity_e4, unit_price_fen)`.
 
-    __slots__ = ("_key", "lines")
+    Held as one JSON array of the lines in the order billed (`blob`, as the store keeps it):
+    a person's history holds every earlier settlement, and one bytes object per settlement,
+    instead of a tuple per line, is what the garbage collector then need not walk. Rule 4
+    compares two settlements' items only when their hospital, kind and date already match, so
+    the lines are almost never parsed and sorted; equal multisets have blobs of equal length
+    (each line is written alike, whatever its place)."""
 
-    def __init__(self, lines: tuple[ItemLine, ...]) -> None:
-        self.lines = lines
+    __slots__ = ("_key", "blob")
+
+    def __init__(self, blob: bytes) -> None:
+        self.blob = blob
         self._key: tuple[ItemLine, ...] | None = None
+
+    @classmethod
+    def of(cls, lines: Iterable[ItemLine]) -> Items:
+        return cls(orjson.dumps(list(lines)))
+
+    @property
+    def lines(self) -> tuple[ItemLine, ...]:
+        """The lines in the order billed."""
+        return tuple((code, quantity, price) for code, quantity, price in orjson.loads(self.blob))
 
     @property
     def key(self) -> tuple[ItemLine, ...]:
@@ -99,12 +114,14 @@ class Items:
         return self._key
 
     def __len__(self) -> int:
-        return len(self.lines)
+        return len(self.key)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Items):
             return NotImplemented
-        return len(self.lines) == len(other.lines) and self.key == other.key
+        if self.blob == other.blob:
+            return True
+        return len(self.blob) == len(other.blob) and self.key == other.key
 
     def __hash__(self) -> int:
         return hash(self.key)
@@ -119,8 +136,8 @@ _unit_price = itemgetter("unit_price_fen")
 
 def items_key(s: Settlement) -> Items:
     """The multiset of `(code, quantity, unit_price_fen)`, quantities as exact numbers."""
-    return Items(
-        tuple(zip(map(_code, s.items), s.quantities_e4, map(_unit_price, s.items), strict=True))
+    return Items.of(
+        zip(map(_code, s.items), s.quantities_e4, map(_unit_price, s.items), strict=True)
     )
 
 

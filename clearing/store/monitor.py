@@ -1,9 +1,12 @@
 """The fund-safety monitor's state in the database, for the stream's price stage.
 
 The rules are `clearing.core.monitoring`'s, unchanged; this module only reads the histories a
-batch needs (`monitor_seen`), applies the effects (`Remember`, `Forget`, `Tally`) and stores the
-flags (`flags`), all inside the batch's one transaction. A flag is stored with the position of
-the event that raised it, so a replayed position re-emits its stored flags and raises none.
+batch needs, applies the effects (`Remember`, `Forget`, `Tally`) and stores the flags (`flags`),
+all inside the batch's one transaction. A history is kept in the stream's own rows of priced
+settlements (`stream_priced`, its monitor columns): `Remember` fills them in the row the batch
+writes anyway (`seen_fields`), and `Forget` is that row's `reversed`, which the reversal sets.
+A flag is stored with the position of the event that raised it, so a replayed position re-emits
+its stored flags and raises none.
 Period-close flags (rule 5) are raised from `monitor_counts` when a period closes
 (`raise_period_flags`, called by `clearing.ledger.cycle.close`).
 """
@@ -16,7 +19,7 @@ from datetime import date
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Table, bindparam, select
+from sqlalchemy import Connection, Table, select
 
 from clearing.core.models.events import Event
 from clearing.core.models.flags import Flag
@@ -36,7 +39,7 @@ from clearing.core.monitoring import (
     period_close_flags,
 )
 from clearing.store import db
-from clearing.store.schema import flags, monitor_counts, monitor_seen
+from clearing.store.schema import MONITOR_COLUMNS, flags, monitor_counts, stream_priced
 
 
 def flag_message(flag: Flag) -> bytes:
@@ -49,63 +52,59 @@ def flag_provinces(flag: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(sorted({*flag.get("payers", ()), *flag.get("payees", ())}))
 
 
-SEEN_COLUMNS = (
-    "settlement_id",
-    "person_id",
-    "source_offset",
-    "kind",
-    "hospital_id",
-    "admitted_on",
-    "discharged",
-    "diagnosis",
-    "items",
-    "period",
-    "payer",
-    "payee",
-    "total_fen",
-)
-
-
 def _day(value: date | str) -> date:
     return value if isinstance(value, date) else date.fromisoformat(value)
 
 
+def seen_fields(offset: int, seen: Seen, sqlite: bool) -> tuple[Any, ...]:
+    """A remembered settlement's values of `MONITOR_COLUMNS`, in their order, as the driver
+    stores them (SQLite gets dates as text)."""
+    if sqlite:
+        admitted: date | str = seen.admitted_on.isoformat()
+        discharged: date | str = seen.discharged.isoformat()
+    else:
+        admitted, discharged = seen.admitted_on, seen.discharged
+    return (offset, admitted, discharged, seen.diagnosis, seen.items.blob)
+
+
+NOT_SEEN: tuple[Any, ...] = (None,) * len(MONITOR_COLUMNS)
+
+
 def load_histories(conn: Connection, persons: Iterable[str]) -> dict[str, PersonHistory]:
-    """The stored histories of these persons, each in processing order."""
-    t = monitor_seen
-    columns = [t.c[name] for name in SEEN_COLUMNS if name not in ("person_id", "source_offset")]
+    """The stored histories of these persons, each in processing order: their priced
+    settlements remembered and not reversed."""
+    t = stream_priced
     found: dict[str, list[Seen]] = {}
     for part in db.chunks(sorted(set(persons))):
         query = (
-            select(t.c.person_id, *columns)
-            .where(t.c.person_id.in_(part))
+            select(
+                t.c.person_id,
+                t.c.settlement_id,
+                t.c.kind,
+                t.c.admitted_on,
+                t.c.discharged,
+                t.c.diagnosis,
+                t.c["items"],
+                t.c.result,
+            )
+            .where(t.c.person_id.in_(part), t.c["items"].is_not(None), t.c.reversed.is_(False))
             .order_by(t.c.person_id, t.c.source_offset, t.c.settlement_id)
         )
-        for (
-            person,
-            sid,
-            kind,
-            hospital,
-            admitted,
-            discharged,
-            diagnosis,
-            items,
-            *rest,
-        ) in conn.execute(query):
-            period, payer, payee, total = rest
+        for person, sid, kind, admitted, discharged, diagnosis, items, raw in conn.execute(query):
+            result = orjson.loads(raw)
             found.setdefault(person, []).append(
                 Seen(
                     sid,
                     kind,
-                    hospital,
+                    result["hospital_id"],
                     _day(admitted),
                     _day(discharged),
                     diagnosis,
-                    Items(tuple((c, int(q), int(u)) for c, q, u in orjson.loads(items))),
-                    period,
-                    payer,
-                    payee,
-                    int(total),
+                    Items(bytes(items)),
+                    result["period"],
+                    result["payer"],
+                    result["payee"],
+                    int(result["total_fen"]),
                 )
             )
     return {person: PersonHistory(person, tuple(seen)) for person, seen in found.items()}
@@ -113,10 +112,11 @@ def load_histories(conn: Connection, persons: Iterable[str]) -> dict[str, Person
 
 @dataclass
 class MonitorPlan:
-    """What a batch's monitoring changes: rows to add and remove, counts, flags by source."""
+    """What a batch's monitoring changes: settlements remembered (by id: the offset they were
+    read at, and what the rules see), counts, flags by source. A settlement forgotten in the
+    batch that remembered it is not remembered at all."""
 
-    remembered: dict[str, tuple[str, int, Seen]] = field(default_factory=dict)
-    forgotten: set[tuple[str, str]] = field(default_factory=set)
+    remembered: dict[str, tuple[int, Seen]] = field(default_factory=dict)
     tallies: dict[tuple[str, str, str, str], tuple[int, int]] = field(default_factory=dict)
     raised: dict[str, list[bytes]] = field(default_factory=dict)
     flags: dict[str, list[Flag]] = field(default_factory=dict)
@@ -143,11 +143,10 @@ class BatchMonitor:
         plan = self.plan
         for effect in observation.effects:
             match effect:
-                case Remember(person_id, seen):
-                    plan.remembered[seen.settlement_id] = (person_id, offset, seen)
-                case Forget(person_id, settlement_id):
-                    if plan.remembered.pop(settlement_id, None) is None:
-                        plan.forgotten.add((person_id, settlement_id))
+                case Remember(_, seen):
+                    plan.remembered[seen.settlement_id] = (offset, seen)
+                case Forget(_, settlement_id):
+                    plan.remembered.pop(settlement_id, None)
                 case Tally(period, hospital_id, payer, payee, settlements, reversals):
                     key = (period, hospital_id, payer, payee)
                     s, r = plan.tallies.get(key, (0, 0))
@@ -158,35 +157,8 @@ class BatchMonitor:
 
 
 def write_monitor(conn: Connection, plan: MonitorPlan) -> None:
-    """The batch's monitor changes, in its transaction: one executemany per table."""
-    sqlite = conn.dialect.name == "sqlite"
-    if plan.forgotten:
-        gone = [{"sid": sid, "person": person} for person, sid in sorted(plan.forgotten)]
-        t = monitor_seen
-        statement = t.delete().where(
-            t.c.settlement_id == bindparam("sid"), t.c.person_id == bindparam("person")
-        )
-        conn.execute(statement, gone)
-    if plan.remembered:
-        rows = [
-            (
-                seen.settlement_id,
-                person_id,
-                offset,
-                seen.kind,
-                seen.hospital_id,
-                seen.admitted_on.isoformat() if sqlite else seen.admitted_on,
-                seen.discharged.isoformat() if sqlite else seen.discharged,
-                seen.diagnosis,
-                orjson.dumps(seen.items.lines),
-                seen.period,
-                seen.payer,
-                seen.payee,
-                seen.total_fen,
-            )
-            for person_id, offset, seen in plan.remembered.values()
-        ]
-        insert_rows(conn, monitor_seen, SEEN_COLUMNS, rows)
+    """The batch's counts and flags, in its transaction: one executemany per table (what it
+    remembered goes into the priced settlements' rows, `seen_fields`)."""
     add_counts(conn, plan.tallies)
     flag_rows = [
         (flag.flag_id, flag.rule, flag.period, message, source, position)

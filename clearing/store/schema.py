@@ -404,6 +404,16 @@ stream_accumulators = Table(
     CheckConstraint("fund_paid >= 0 AND deductible_used >= 0", name="non_negative"),
 )
 
+# What the fund-safety monitor reads of a priced settlement besides its result
+# (`monitoring.Seen`): written while monitoring is on, all of them or none. A person's events are
+# in one partition, so `source_offset` is their processing order; the rules' history of a person
+# is its rows with these set and not `reversed`.
+MONITOR_COLUMNS = ("source_offset", "admitted_on", "discharged", "diagnosis", "items")
+MONITORED = " OR ".join(
+    "(" + " AND ".join(f"{c} IS {test}" for c in MONITOR_COLUMNS) + ")"
+    for test in ("NULL", "NOT NULL")
+)
+
 stream_priced = Table(
     "stream_priced",
     metadata,
@@ -415,7 +425,21 @@ stream_priced = Table(
     Column("reversed", Boolean, nullable=False),
     # The `isp` the settlement added to its person-year's counted burden (tiers.md).
     Column("counted_fen", BigInteger, nullable=False, server_default="0"),
+    Column("source_offset", BigInteger),
+    Column("admitted_on", Date),
+    Column("discharged", Date),  # the date of settled_at in UTC+08:00
+    Column("diagnosis", String(64)),  # the first code
+    Column("items", LargeBinary),  # `monitoring.Items.blob`
     CheckConstraint(_one_of("kind", ACCUMULATOR_KINDS), name="kind"),
+    CheckConstraint(MONITORED, name="monitored"),
+)
+# The rules' histories by person: only the rows the monitor remembered are indexed, so the
+# stream pays nothing for it while monitoring is off.
+Index(
+    "ix_stream_priced_person_id",
+    stream_priced.c.person_id,
+    sqlite_where=stream_priced.c["items"].is_not(None),
+    postgresql_where=stream_priced.c["items"].is_not(None),
 )
 
 stream_assistance = Table(
@@ -484,28 +508,6 @@ FLAG_RULES = (
     "HIGH_REVERSAL_RATE",
 )
 REVIEW_STATUSES = ("confirmed", "dismissed")
-
-# A priced, not reversed settlement as the rules see it (`monitoring.Seen`), with where it was
-# read: a person's events are in one partition, so `source_offset` is their processing order.
-monitor_seen = Table(
-    "monitor_seen",
-    metadata,
-    Column("settlement_id", String(64), primary_key=True),
-    Column("person_id", String(64), nullable=False, index=True),
-    Column("source_offset", BigInteger, nullable=False),
-    Column("kind", String(16), nullable=False),
-    Column("hospital_id", String(64), nullable=False),
-    Column("admitted_on", Date, nullable=False),
-    Column("discharged", Date, nullable=False),
-    Column("diagnosis", String(64), nullable=False),
-    Column("items", LargeBinary, nullable=False),
-    Column("period", String(7), nullable=False),
-    Column("payer", String(6), nullable=False),
-    Column("payee", String(6), nullable=False),
-    Column("total_fen", BigInteger, nullable=False),
-    CheckConstraint(_one_of("kind", ACCUMULATOR_KINDS), name="kind"),
-    CheckConstraint(_period("period"), name="period_format"),
-)
 
 # Priced settlements and reversals per (period, hospital), split by payer and payee so that
 # concurrent batches only ever add to a row (rule 5 sums a hospital's rows when its period closes).

@@ -27,7 +27,7 @@ from clearing.core.keys import reversal_key, settlement_key
 from clearing.core.models.events import Assistance, Filing, Reversal, Settlement
 from clearing.core.models.results import Invalid, Priced, Rejected, Result
 from clearing.core.models.types import province_of
-from clearing.core.monitoring import PersonHistory
+from clearing.core.monitoring import PersonHistory, Seen
 from clearing.core.parse import Parsed, Rejection, parse_event
 from clearing.core.periods import CLEARED
 from clearing.core.pricer import price_parsed
@@ -47,13 +47,16 @@ from clearing.core.refdata import RefData
 from clearing.core.tiers import TierAccumulator
 from clearing.store import db
 from clearing.store.monitor import (
+    NOT_SEEN,
     BatchMonitor,
     MonitorPlan,
     load_flags,
     load_histories,
+    seen_fields,
     write_monitor,
 )
 from clearing.store.schema import (
+    MONITOR_COLUMNS,
     ids,
     stream_accumulators,
     stream_assistance,
@@ -353,7 +356,8 @@ class BatchProcessor:
             }
         plan = self._price(records, parsed, stored, loaded, book)
         with self.engine.begin() as conn:
-            write_batch(conn, plan.loaded, plan.book, plan.new, plan.effects)
+            remembered = plan.monitor.remembered if plan.monitor is not None else None
+            write_batch(conn, plan.loaded, plan.book, plan.new, plan.effects, remembered)
             replayed: dict[str, list[bytes]] = {}
             if plan.monitor is not None:
                 write_monitor(conn, plan.monitor)
@@ -709,8 +713,10 @@ def write_batch(
     book: MemoryBook,
     emits: Sequence[Emit],
     effects: Sequence[tuple[Record, object]],
+    remembered: Mapping[str, tuple[int, Seen]] | None = None,
 ) -> None:
-    """Results by source position plus the state changes, as bulk statements."""
+    """Results by source position plus the state changes, as bulk statements (`remembered`:
+    what the monitor keeps of the new priced settlements, see `write_priced`)."""
     db.bulk_insert(
         conn,
         stream_results,
@@ -756,7 +762,7 @@ def write_batch(
     db.bulk_insert(conn, stream_assistance, new_assistance)
     write_accumulators(conn, loaded, book, touched)
     write_tier_accumulators(conn, loaded, book, touched_tiers)
-    write_priced(conn, loaded, book, new_priced, newly_reversed)
+    write_priced(conn, loaded, book, new_priced, newly_reversed, remembered)
 
 
 def take_ids(conn: Connection, taken: list[JSONObject]) -> None:
@@ -866,23 +872,30 @@ def write_priced(
     book: MemoryBook,
     new_priced: set[str],
     newly_reversed: set[str],
+    remembered: Mapping[str, tuple[int, Seen]] | None = None,
 ) -> None:
+    """New priced settlements, with what the monitor remembered of them (`remembered`: by id,
+    the offset and `Seen`; None with monitoring off), and the reversed ones marked."""
     t = stream_priced
+    sqlite = conn.dialect.name == "sqlite"
+    seen = remembered or {}
     if new_priced:
         rows = []
         for sid in sorted(new_priced):
             entry = book.priced[sid]
-            rows.append(
-                {
-                    "settlement_id": sid,
-                    "person_id": entry.person_id,
-                    "year": entry.year,
-                    "kind": entry.kind,
-                    "result": entry.result.model_dump_json().encode(),
-                    "reversed": entry.reversed,
-                    "counted_fen": entry.counted_fen,
-                }
-            )
+            row: dict[str, Any] = {
+                "settlement_id": sid,
+                "person_id": entry.person_id,
+                "year": entry.year,
+                "kind": entry.kind,
+                "result": entry.result.model_dump_json().encode(),
+                "reversed": entry.reversed,
+                "counted_fen": entry.counted_fen,
+            }
+            remembers = seen.get(sid)
+            fields = NOT_SEEN if remembers is None else seen_fields(*remembers, sqlite)
+            row.update(zip(MONITOR_COLUMNS, fields, strict=True))
+            rows.append(row)
         db.bulk_insert(conn, t, rows)
     existing = sorted(newly_reversed - new_priced)
     db.bulk_update(conn, t, ("settlement_id",), ("reversed",), [(True, sid) for sid in existing])

@@ -96,7 +96,12 @@ def test_monitoring_off_raises_nothing(tmp_path) -> None:
         open_engine(f"sqlite:///{tmp_path / 'l.sqlite'}"), flag_refdata, monitor=False
     )
     assert run(proc, records(1), 10) == []
-    assert counts(proc)["monitor_seen"] == counts(proc)["flags"] == 0
+    assert counts(proc)["flags"] == counts(proc)["monitor_counts"] == 0
+    assert counts(proc)["stream_priced"] > 0
+    t = schema.stream_priced
+    with proc.engine.connect() as conn:  # nothing remembered for the rules
+        kept = conn.execute(select(func.count()).where(t.c["items"].is_not(None))).scalar_one()
+    assert kept == 0
     proc.engine.dispose()
 
 
