@@ -604,20 +604,28 @@ class Monitor:
         history = self.histories.get(person_id)
         return PersonHistory(person_id) if history is None else history
 
+    def remember(self, person_id: str, seen: Seen) -> None:
+        self.histories[person_id] = self.history_of(person_id).remember(seen)
+
+    def forget(self, person_id: str, settlement_id: str) -> None:
+        history = self.history_of(person_id).forget(settlement_id)
+        if history.settlements:
+            self.histories[person_id] = history
+        else:
+            self.histories.pop(person_id, None)
+
+    def count(self, change: Tally) -> None:
+        hospitals = self.counts.setdefault(change.period, {})
+        hospitals[change.hospital_id] = tally(hospitals.get(change.hospital_id, _NO_COUNT), change)
+
     def apply(self, effects: Iterable[MonitorEffect]) -> None:
         for effect in effects:
-            match effect:
-                case Remember(person_id, seen):
-                    self.histories[person_id] = self.history_of(person_id).remember(seen)
-                case Forget(person_id, settlement_id):
-                    history = self.history_of(person_id).forget(settlement_id)
-                    if history.settlements:
-                        self.histories[person_id] = history
-                    else:
-                        self.histories.pop(person_id, None)
-                case Tally(period, hospital_id):
-                    hospitals = self.counts.setdefault(period, {})
-                    hospitals[hospital_id] = tally(hospitals.get(hospital_id, _NO_COUNT), effect)
+            if isinstance(effect, Remember):
+                self.remember(*effect)
+            elif isinstance(effect, Forget):
+                self.forget(*effect)
+            else:
+                self.count(effect)
 
     def observe(self, event: Event | None, result: Result) -> list[Flag]:
         """The flags of one priced event, in the order raised; the state moves on."""

@@ -34,7 +34,6 @@ from clearing.core.monitoring import (
     PersonHistory,
     Remember,
     Seen,
-    Tally,
     monitor_event,
     period_close_flags,
 )
@@ -139,18 +138,23 @@ class BatchMonitor:
 
     def observe(self, source: str, offset: int, event: Event | None, result: Result) -> None:
         observation = monitor_event(event, result, self._monitor, self.settings)
-        self._monitor.apply(e for e in observation.effects if not isinstance(e, Tally))
-        plan = self.plan
+        if not observation.effects:
+            return
+        monitor, plan = self._monitor, self.plan
         for effect in observation.effects:
-            match effect:
-                case Remember(_, seen):
-                    plan.remembered[seen.settlement_id] = (offset, seen)
-                case Forget(_, settlement_id):
-                    plan.remembered.pop(settlement_id, None)
-                case Tally(period, hospital_id, payer, payee, settlements, reversals):
-                    key = (period, hospital_id, payer, payee)
-                    s, r = plan.tallies.get(key, (0, 0))
-                    plan.tallies[key] = (s + settlements, r + reversals)
+            if isinstance(effect, Remember):
+                person_id, seen = effect
+                monitor.remember(person_id, seen)
+                plan.remembered[seen.settlement_id] = (offset, seen)
+            elif isinstance(effect, Forget):
+                person_id, settlement_id = effect
+                monitor.forget(person_id, settlement_id)
+                plan.remembered.pop(settlement_id, None)
+            else:  # a Tally: counted in the store, by the batch's upsert
+                period, hospital_id, payer, payee, settlements, reversals = effect
+                key = (period, hospital_id, payer, payee)
+                s, r = plan.tallies.get(key, (0, 0))
+                plan.tallies[key] = (s + settlements, r + reversals)
         if observation.flags:
             plan.flags[source] = list(observation.flags)
             plan.raised[source] = [flag_message(f) for f in observation.flags]

@@ -5,8 +5,9 @@ stream already wrote a `stream_priced` row for each of them in the same transact
 it `reversed` when it is reversed. The monitor's own fields (`source_offset`, `admitted_on`,
 `discharged`, `diagnosis`, `items`) are now columns of that row, set while monitoring is on (all
 of them or none: `ck_stream_priced_monitored`), and a person's history is read from it by
-`ix_stream_priced_person_id`, which holds only those rows: one row per priced settlement instead
-of two, and nothing to delete on a reversal. The hospital, period, payer, payee and total are the result's own.
+`ix_stream_priced_person_id`, which holds only those rows: one row per priced settlement
+instead of two, and nothing to delete on a reversal. The hospital, period, payer, payee and
+total are the result's own.
 
 The upgrade copies every `monitor_seen` row onto its settlement's row and drops the table; the
 downgrade makes it again from the rows with the fields set and not reversed.
